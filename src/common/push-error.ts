@@ -1,0 +1,45 @@
+// Errors of the application-server API, in autopush's shape so existing libraries understand
+// them: {code, errno, error, message, more_info}. errno values follow autopush where it has one.
+import { STATUS_CODES } from 'node:http';
+
+export const Errno = {
+  invalidToken: 102,
+  noUser: 103,
+  payloadTooLarge: 104,
+  noSubscription: 106,
+  vapid: 109,
+  invalidEncryption: 110,
+  missingTtl: 111,
+  invalidTopic: 113,
+  invalidTtl: 114,
+  invalidUrgency: 115,
+  tooManyStored: 116,
+  notFound: 404,
+  methodNotAllowed: 405,
+  internal: 999,
+} as const;
+
+export const MORE_INFO = 'https://github.com/webpushd/webpushd/blob/main/docs/ERRORS.md';
+
+export class PushError extends Error {
+  readonly status: number;
+  readonly errno: number;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, errno: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.errno = errno;
+    this.headers = headers;
+  }
+
+  body(): string {
+    return JSON.stringify({
+      code: this.status,
+      errno: this.errno,
+      error: STATUS_CODES[this.status] ?? 'Error',
+      message: this.message,
+      more_info: MORE_INFO,
+    });
+  }
+}

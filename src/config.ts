@@ -1,0 +1,56 @@
+// The validated configuration everything is built from (see docs/CONFIGURATION.md).
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Holds the SQLite database and the token secret. */
+  dataDir: string;
+  /** Base of the URLs handed out; default from host, port and TLS. */
+  publicUrl: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Stored messages per user agent before sends to it get 429. */
+  maxStoredPerUserAgent: number;
+  maxMessageBytes: number;
+  /** Longer TTLs are kept at this many seconds (and the 201 says so). */
+  maxTtl: number;
+  sync: 'full' | 'normal';
+  broadcasts: Map<string, string>;
+  handshakeTimeoutMs: number;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  minClientPingIntervalMs: number;
+  deliveryBatch: number;
+  sweepIntervalMs: number;
+  logLevel: string;
+}
+
+export const DEFAULTS: Config = {
+  host: '0.0.0.0',
+  port: 8080,
+  dataDir: './data',
+  publicUrl: undefined,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  maxStoredPerUserAgent: 200,
+  maxMessageBytes: 4096,
+  maxTtl: 30 * 24 * 3600,
+  sync: 'full',
+  broadcasts: new Map(),
+  handshakeTimeoutMs: 5_000,
+  pingIntervalMs: 300_000,
+  pongTimeoutMs: 10_000,
+  minClientPingIntervalMs: 45_000,
+  deliveryBatch: 100,
+  sweepIntervalMs: 60_000,
+  logLevel: 'info',
+};
+
+/** The public base URL: configured, or derived from the listening address. */
+export function publicUrlOf(config: Config, port: number): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const scheme = config.tlsCert ? 'https' : 'http';
+  const wildcard = config.host === '0.0.0.0' || config.host === '::' || config.host === '';
+  const host = wildcard ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `${scheme}://${host}:${port}`;
+}

@@ -1,0 +1,249 @@
+// One user agent's WebSocket connection as an explicit state machine:
+// unidentified (waiting for hello) -> identified (registered with the router) -> closed.
+import type { WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
+import { formatChannelId, formatUaid, newUaid, parseUaid } from '../common/ids.ts';
+import type { Connection, Delivery, Router } from '../router/router.ts';
+import type { Store } from '../store/types.ts';
+import type { Pipeline } from '../core/pipeline.ts';
+import { publicKeyHash } from '../vapid/verify.ts';
+import type { BroadcastTable } from './broadcasts.ts';
+import {
+  Close,
+  PING_REPLY,
+  ProtocolViolation,
+  helloReply,
+  notificationMessage,
+  parseClientMessage,
+  registerReply,
+  unregisterReply,
+  broadcastMessage,
+  type ClientMessage,
+} from './protocol.ts';
+
+export interface SessionSettings {
+  handshakeTimeoutMs: number;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  /** Two client pings closer than this close the connection (autopush: 45 s). */
+  minClientPingIntervalMs: number;
+  /** Stored messages sent at once; the next batch goes when all are acknowledged. */
+  batchSize: number;
+}
+
+export interface SessionContext {
+  store: Store;
+  pipeline: Pipeline;
+  router: Router;
+  wheel: DeadlineWheel<Session>;
+  broadcasts: BroadcastTable;
+  settings: SessionSettings;
+  log: Logger;
+  /** The push endpoint URL for a new registration. */
+  endpointUrl(uaid: Buffer, chid: Buffer, keyHash: Buffer | null): string;
+}
+
+type State = 'unidentified' | 'identified' | 'closed';
+
+/** The `version` a user agent acknowledges: the message id (ephemeral ones are negative). */
+const versionOf = (id: number): string => (id > 0 ? id.toString(36) : `e${(-id).toString(36)}`);
+const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
+
+export class Session implements Connection, HasDeadline {
+  deadline = 0;
+  readonly #ws: WebSocket;
+  readonly #ctx: SessionContext;
+  #state: State = 'unidentified';
+  #uaid: Buffer | null = null;
+  #awaitingPong = false;
+  #lastClientPing = 0;
+  /** Highest stored message id sent on this connection. */
+  #lastSentId = 0;
+  /** While stored messages are being caught up: the ids of the batch not yet acknowledged. */
+  #unackedBatch: Set<number> | null = new Set();
+  /** Frames are handled one at a time, in order, even when one waits for the store. */
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(ws: WebSocket, ctx: SessionContext) {
+    this.#ws = ws;
+    this.#ctx = ctx;
+    ctx.wheel.schedule(this, Date.now() + ctx.settings.handshakeTimeoutMs);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return this.close(Close.unsupportedData, 'binary frames are not supported');
+      const text = (data as Buffer).toString('utf8');
+      this.#queue = this.#queue.then(() => this.#onText(text));
+    });
+    ws.on('pong', () => this.#onPong());
+    ws.on('close', () => this.#onClosed());
+    ws.on('error', (err) => ctx.log.debug({ err: err.message }, 'websocket error'));
+  }
+
+  get uaid(): Buffer | null {
+    return this.#uaid;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#ctx.log.debug({ code, reason }, 'closing user agent connection');
+    this.#onClosed();
+    this.#ws.close(code, reason);
+  }
+
+  onDeadline(now: number): void {
+    if (this.#state === 'unidentified') return this.close(Close.protocolError, 'no hello in time');
+    if (this.#awaitingPong) {
+      this.#ws.terminate();
+      return this.#onClosed();
+    }
+    this.#awaitingPong = true;
+    this.#ws.ping();
+    this.#ctx.wheel.schedule(this, now + this.#ctx.settings.pongTimeoutMs);
+  }
+
+  replacedByNewer(): void {
+    this.close(Close.backoff, 'another connection took over this uaid');
+  }
+
+  deliver(m: Delivery): boolean {
+    if (this.#state !== 'identified') return false;
+    if (m.id <= 0) {
+      this.#send(m);
+      return true;
+    }
+    // While catching up, the store hands out messages in order; later ones wait their batch.
+    if (this.#unackedBatch || m.id <= this.#lastSentId) return true;
+    this.#lastSentId = m.id;
+    this.#send(m);
+    return true;
+  }
+
+  #send(m: Delivery): void {
+    this.#ws.send(notificationMessage(formatChannelId(m.chid), versionOf(m.id), m.body, m.headers));
+  }
+
+  #onPong(): void {
+    this.#awaitingPong = false;
+    if (this.#state === 'identified') this.#ctx.wheel.schedule(this, Date.now() + this.#ctx.settings.pingIntervalMs);
+  }
+
+  #onClosed(): void {
+    if (this.#state === 'closed') return;
+    if (this.#uaid) this.#ctx.router.detach(this.#uaid, this);
+    this.#state = 'closed';
+    this.#ctx.wheel.cancel(this);
+  }
+
+  async #onText(text: string): Promise<void> {
+    if (this.#state === 'closed') return;
+    let msg: ClientMessage;
+    try {
+      msg = parseClientMessage(text);
+      if ((msg.messageType === 'hello') !== (this.#state === 'unidentified')) {
+        throw new ProtocolViolation(this.#state === 'unidentified' ? 'hello must come first' : 'hello was already sent');
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolViolation)) throw err;
+      return this.close(Close.protocolError, err.message);
+    }
+    try {
+      await this.#handle(msg);
+    } catch (err) {
+      this.#ctx.log.error({ err, messageType: msg.messageType }, 'user agent message failed');
+      this.close(Close.serverError, 'internal error');
+    }
+  }
+
+  async #handle(msg: ClientMessage): Promise<void> {
+    switch (msg.messageType) {
+      case 'hello':
+        return this.#hello(msg.uaid, msg.broadcasts);
+      case 'register':
+        return this.#register(msg.channelID, msg.chid, msg.key);
+      case 'unregister':
+        await this.#ctx.store.deleteSubscription(this.#uaid!, msg.chid);
+        return this.#reply(unregisterReply(msg.channelID, 200));
+      case 'ack':
+        return this.#ack(msg.updates);
+      case 'nack':
+        this.#ctx.log.info({ code: msg.code }, 'user agent could not deliver a message');
+        return;
+      case 'broadcast_subscribe': {
+        const reply = this.#ctx.broadcasts.subscribe(msg.broadcasts);
+        if (Object.keys(reply).length > 0) this.#reply(broadcastMessage(reply));
+        return;
+      }
+      case 'ping':
+        return this.#ping();
+    }
+  }
+
+  async #hello(requested: unknown, broadcasts: Record<string, string>): Promise<void> {
+    const known = parseUaid(requested);
+    const uaid = known && (await this.#ctx.store.hasUserAgent(known)) ? known : newUaid();
+    if (this.#state !== 'unidentified') return;
+    this.#uaid = uaid;
+    this.#state = 'identified';
+    this.#ctx.router.attach(uaid, this);
+    this.#ctx.wheel.schedule(this, Date.now() + this.#ctx.settings.pingIntervalMs);
+    this.#reply(helloReply(formatUaid(uaid), this.#ctx.broadcasts.changed(broadcasts)));
+    await this.#sendNextBatch();
+  }
+
+  async #register(channelID: string, chid: Buffer, key: string | undefined): Promise<void> {
+    let keyHash: Buffer | null = null;
+    if (key !== undefined) {
+      try {
+        keyHash = publicKeyHash(key);
+      } catch {
+        return this.#reply(registerReply(channelID, 400));
+      }
+    }
+    const uaid = this.#uaid!;
+    await this.#ctx.store.putSubscription({ uaid, chid, keyHash });
+    this.#reply(registerReply(channelID, 200, this.#ctx.endpointUrl(uaid, chid, keyHash)));
+  }
+
+  async #ack(updates: { chid: Buffer; version: string }[]): Promise<void> {
+    const uaid = this.#uaid!;
+    const removals: Promise<boolean>[] = [];
+    for (const u of updates) {
+      const id = idOfVersion(u.version);
+      if (id <= 0) continue;
+      removals.push(this.#ctx.pipeline.remove(uaid, u.chid, id));
+      this.#unackedBatch?.delete(id);
+    }
+    if (this.#unackedBatch?.size === 0) {
+      await Promise.all(removals);
+      await this.#sendNextBatch();
+    }
+  }
+
+  /** Sends the next stored messages, or switches to live delivery when none are left. */
+  async #sendNextBatch(): Promise<void> {
+    const batch = this.#unackedBatch;
+    if (!batch || this.#state !== 'identified') return;
+    const { batchSize } = this.#ctx.settings;
+    const messages = await this.#ctx.store.pendingMessages(this.#uaid!, this.#lastSentId, batchSize);
+    for (const m of messages) {
+      batch.add(m.id);
+      this.#lastSentId = m.id;
+      this.#send(m);
+    }
+    // A short batch holds every stored message: later ones can go out live, still in order.
+    if (messages.length < batchSize) this.#unackedBatch = null;
+  }
+
+  #ping(): void {
+    const now = Date.now();
+    if (now - this.#lastClientPing < this.#ctx.settings.minClientPingIntervalMs) {
+      return this.close(Close.backoff, 'too many pings');
+    }
+    this.#lastClientPing = now;
+    this.#reply(PING_REPLY);
+  }
+
+  #reply(text: string): void {
+    if (this.#state !== 'closed') this.#ws.send(text);
+  }
+}

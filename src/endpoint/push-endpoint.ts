@@ -1,0 +1,103 @@
+// The application-server door: POST /wpush/{v1,v2}/{token} sends a message, DELETE /m/{token}
+// cancels one. Answers 201 only after the message is committed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { Errno, PushError } from '../common/push-error.ts';
+import type { Pipeline } from '../core/pipeline.ts';
+import { readBody } from '../http/body.ts';
+import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
+import { parseVapidAuthorization } from '../vapid/authorization.ts';
+import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
+import { checkBody, parsePushHeaders } from './push-headers.ts';
+
+export interface PushEndpointOptions {
+  capabilities: Capabilities;
+  pipeline: Pipeline;
+  vapid: VapidVerifier;
+  /** Base of the URLs handed out, without a trailing slash. */
+  publicUrl: string;
+  maxBodyBytes: number;
+  maxTtl: number;
+  log: Logger;
+}
+
+const invalidToken = () => new PushError(404, Errno.invalidToken, 'Invalid token');
+const gone = () => new PushError(410, Errno.noSubscription, 'No such subscription');
+
+export class PushEndpoint {
+  readonly #o: PushEndpointOptions;
+
+  constructor(options: PushEndpointOptions) {
+    this.#o = options;
+  }
+
+  pushUrl(target: PushTarget): string {
+    return `${this.#o.publicUrl}/wpush/${target.keyHash ? 'v2' : 'v1'}/${this.#o.capabilities.pushToken(target)}`;
+  }
+
+  async push(req: IncomingMessage, res: ServerResponse, version: string, token: string): Promise<void> {
+    const o = this.#o;
+    if (version !== 'v1' && version !== 'v2') throw invalidToken();
+    const target = o.capabilities.openPushToken(token, version === 'v2');
+    if (!target) throw invalidToken();
+    const headers = parsePushHeaders(req.headers, o.maxTtl);
+    this.#checkVapid(req, target);
+    const body = await readBody(req, o.maxBodyBytes);
+    checkBody(body, headers.encoding);
+    const result = await o.pipeline.accept({
+      uaid: target.uaid,
+      chid: target.chid,
+      ttl: headers.ttl,
+      topic: headers.topic,
+      urgency: headers.urgency,
+      headers: body.length > 0 ? headers.encoding : null,
+      body,
+      createdAt: Date.now(),
+    });
+    switch (result.outcome) {
+      case 'no-subscription':
+        throw gone();
+      case 'too-many-stored':
+        throw new PushError(429, Errno.tooManyStored, 'Too many messages stored for this user agent', {
+          'retry-after': '60',
+        });
+      case 'ephemeral':
+      case 'stored': {
+        const id = result.outcome === 'stored' ? result.message.id : 0;
+        const location = `${o.publicUrl}/m/${o.capabilities.messageToken({ uaid: target.uaid, chid: target.chid, id })}`;
+        res.writeHead(201, { location, ttl: String(headers.ttl), 'content-length': 0 });
+        res.end();
+      }
+    }
+  }
+
+  async cancel(res: ServerResponse, token: string): Promise<void> {
+    const ref = this.#o.capabilities.openMessageToken(token);
+    if (!ref) throw invalidToken();
+    if (!(await this.#o.pipeline.remove(ref.uaid, ref.chid, ref.id))) {
+      throw new PushError(410, Errno.noSubscription, 'No such message: delivered, expired or cancelled');
+    }
+    res.writeHead(204);
+    res.end();
+  }
+
+  /** Verifies VAPID when present; a restricted subscription requires it, with its own key. */
+  #checkVapid(req: IncomingMessage, target: PushTarget): void {
+    const creds = parseVapidAuthorization(req.headers.authorization, req.headers['crypto-key'] as string | undefined);
+    const unauthorized = (why: string) => new PushError(401, Errno.vapid, `VAPID authentication failed: ${why}`);
+    if (creds === null) {
+      if (target.keyHash) throw unauthorized('this subscription requires VAPID');
+      return;
+    }
+    if ('error' in creds) throw unauthorized(creds.error);
+    try {
+      this.#o.vapid.verify(creds);
+      if (target.keyHash && !publicKeyHash(creds.publicKey).equals(target.keyHash)) {
+        throw new PushError(403, Errno.vapid, 'VAPID key does not match the key this subscription was created with');
+      }
+    } catch (err) {
+      if (err instanceof VapidError) throw unauthorized(err.reason);
+      throw err;
+    }
+  }
+}

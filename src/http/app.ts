@@ -1,0 +1,48 @@
+// The public HTTP surface: routes requests to the push endpoint and answers errors in
+// autopush's JSON shape. Only the routes below exist on the public port.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { Errno, PushError } from '../common/push-error.ts';
+import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
+import { sendError } from './respond.ts';
+
+const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
+const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
+
+export function createRequestListener(endpoint: PushEndpoint, log: Logger) {
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const method = req.method ?? 'GET';
+    let m: RegExpExecArray | null;
+    if ((m = PUSH.exec(path))) {
+      if (method !== 'POST') throw notAllowed('POST');
+      return endpoint.push(req, res, m[1]!, m[2]!);
+    }
+    if ((m = MESSAGE.exec(path))) {
+      if (method !== 'DELETE') throw notAllowed('DELETE');
+      return endpoint.cancel(res, m[1]!);
+    }
+    if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"OK"}');
+      return;
+    }
+    if (path.startsWith('/wpush/') || path.startsWith('/m/')) throw new PushError(404, Errno.invalidToken, 'Invalid token');
+    throw new PushError(404, Errno.notFound, 'Not found');
+  }
+
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    route(req, res).catch((err: unknown) => {
+      if (!(err instanceof PushError)) {
+        log.error({ err, method: req.method }, 'request failed');
+        err = new PushError(500, Errno.internal, 'Internal server error');
+      }
+      if (res.headersSent) return void res.destroy();
+      sendError(res, err as PushError);
+    });
+  };
+}
+
+function notAllowed(allow: string): PushError {
+  return new PushError(405, Errno.methodNotAllowed, `Use ${allow} on this resource`, { allow });
+}

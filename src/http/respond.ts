@@ -1,0 +1,10 @@
+import type { ServerResponse } from 'node:http';
+import type { PushError } from '../common/push-error.ts';
+
+export function sendError(res: ServerResponse, err: PushError): void {
+  const body = err.body();
+  if (err.status === 410) res.setHeader('cache-control', 'max-age=86400');
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

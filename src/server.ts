@@ -1,0 +1,111 @@
+// The composition root: builds store, router, pipeline and both doors from one Config.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { DeadlineWheel } from './common/deadline-wheel.ts';
+import { publicUrlOf, type Config } from './config.ts';
+import { BroadcastTable } from './connect/broadcasts.ts';
+import { Close } from './connect/protocol.ts';
+import type { Session } from './connect/session.ts';
+import { UserAgentServer } from './connect/ws-server.ts';
+import { Pipeline } from './core/pipeline.ts';
+import { PushEndpoint } from './endpoint/push-endpoint.ts';
+import { createRequestListener } from './http/app.ts';
+import { LocalRouter } from './router/router.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import { Capabilities } from './tokens/capabilities.ts';
+import { Sealer } from './tokens/sealer.ts';
+import { loadOrCreateSecrets } from './tokens/secret-file.ts';
+import { VapidVerifier } from './vapid/verify.ts';
+
+export const DB_FILE = 'webpushd.db';
+
+export interface WebPushServer {
+  /** Base URL the service hands out (push and message URLs start with it). */
+  readonly url: string;
+  readonly port: number;
+  readonly router: LocalRouter;
+  readonly store: SqliteStore;
+  /** Stops accepting, closes user-agent connections (they reconnect later), commits, closes the store. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const capabilities = new Capabilities(new Sealer(loadOrCreateSecrets(config.dataDir)));
+  const store = new SqliteStore({
+    path: join(config.dataDir, DB_FILE),
+    maxStoredPerUserAgent: config.maxStoredPerUserAgent,
+    synchronous: config.sync,
+  });
+  const router = new LocalRouter();
+  const pipeline = new Pipeline(store, router);
+
+  const http: Server = config.tlsCert
+    ? createHttpsServer({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey ?? config.tlsCert) })
+    : createHttpServer();
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const url = publicUrlOf(config, port);
+
+  const endpoint = new PushEndpoint({
+    capabilities,
+    pipeline,
+    vapid: new VapidVerifier({ audience: new URL(url).origin }),
+    publicUrl: url,
+    maxBodyBytes: config.maxMessageBytes,
+    maxTtl: config.maxTtl,
+    log,
+  });
+  const wheel = new DeadlineWheel<Session>();
+  const userAgents = new UserAgentServer({
+    store,
+    pipeline,
+    router,
+    wheel,
+    broadcasts: new BroadcastTable(config.broadcasts),
+    settings: {
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      pingIntervalMs: config.pingIntervalMs,
+      pongTimeoutMs: config.pongTimeoutMs,
+      minClientPingIntervalMs: config.minClientPingIntervalMs,
+      batchSize: config.deliveryBatch,
+    },
+    log,
+    endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
+  });
+  http.on('request', createRequestListener(endpoint, log));
+  http.on('upgrade', (req, socket, head) => userAgents.handleUpgrade(req, socket, head));
+
+  const sweeper = setInterval(() => {
+    store.sweepExpired().then(
+      (n) => n > 0 && log.info({ expired: n }, 'expired messages removed'),
+      (err: unknown) => log.error({ err }, 'sweeping expired messages failed'),
+    );
+  }, config.sweepIntervalMs);
+  sweeper.unref();
+
+  log.info({ url, listen: `${config.host}:${port}`, dataDir: config.dataDir }, 'listening');
+
+  return {
+    url,
+    port,
+    router,
+    store,
+    async close() {
+      clearInterval(sweeper);
+      wheel.stop();
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      await userAgents.close(Close.goingAway, 'server shutting down');
+      http.closeIdleConnections();
+      await closed;
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// The capability URLs handed out: push URLs (per subscription, v1 open or v2 restricted to a
+// VAPID key) and message URLs (per stored message). Each is a sealed record of the ids it names.
+import type { Sealer } from './sealer.ts';
+
+const Kind = { push: 1, restrictedPush: 2, message: 3 } as const;
+
+export interface PushTarget {
+  uaid: Buffer;
+  chid: Buffer;
+  /** First 16 bytes of SHA-256 of the VAPID key a restricted subscription is bound to. */
+  keyHash: Buffer | null;
+}
+
+export interface MessageRef {
+  uaid: Buffer;
+  chid: Buffer;
+  id: number;
+}
+
+export class Capabilities {
+  readonly #sealer: Sealer;
+
+  constructor(sealer: Sealer) {
+    this.#sealer = sealer;
+  }
+
+  pushToken(t: PushTarget): string {
+    const kind = t.keyHash ? Kind.restrictedPush : Kind.push;
+    return this.#sealer.seal(Buffer.concat([Buffer.of(kind), t.uaid, t.chid, ...(t.keyHash ? [t.keyHash] : [])]));
+  }
+
+  /** `restricted` says which URL form (v2 or v1) the token arrived on; they must agree. */
+  openPushToken(token: string, restricted: boolean): PushTarget | null {
+    const p = this.#sealer.open(token);
+    if (!p) return null;
+    if (restricted && p[0] === Kind.restrictedPush && p.length === 49) {
+      return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), keyHash: p.subarray(33) };
+    }
+    if (!restricted && p[0] === Kind.push && p.length === 33) {
+      return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), keyHash: null };
+    }
+    return null;
+  }
+
+  messageToken(m: MessageRef): string {
+    const id = Buffer.allocUnsafe(8);
+    id.writeBigUInt64BE(BigInt(m.id));
+    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.message), m.uaid, m.chid, id]));
+  }
+
+  openMessageToken(token: string): MessageRef | null {
+    const p = this.#sealer.open(token);
+    if (!p || p[0] !== Kind.message || p.length !== 41) return null;
+    return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), id: Number(p.readBigUInt64BE(33)) };
+  }
+}

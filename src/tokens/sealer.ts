@@ -1,0 +1,57 @@
+// Authenticated encryption (AES-256-GCM) of small binary payloads into URL-safe tokens.
+// A random nonce per token makes two tokens for the same ids unlinkable; the tag makes them
+// unforgeable. Several keys may be held so old tokens still open after a key is added.
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+
+const NONCE = 12;
+const TAG = 16;
+
+interface TokenKey {
+  id: number;
+  key: Buffer;
+}
+
+export class Sealer {
+  readonly #keys: TokenKey[];
+
+  /** `secrets[0]` seals; every secret opens. */
+  constructor(secrets: readonly Buffer[]) {
+    if (secrets.length === 0) throw new Error('at least one token secret is required');
+    this.#keys = secrets.map((secret) => ({
+      id: createHash('sha256').update(secret).digest()[0]!,
+      key: Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd capability token', 32)),
+    }));
+  }
+
+  seal(plain: Buffer): string {
+    const { id, key } = this.#keys[0]!;
+    const nonce = randomBytes(NONCE);
+    const cipher = createCipheriv('aes-256-gcm', key, nonce);
+    const out = Buffer.allocUnsafe(1 + NONCE + plain.length + TAG);
+    out[0] = id;
+    nonce.copy(out, 1);
+    cipher.update(plain).copy(out, 1 + NONCE);
+    cipher.final();
+    cipher.getAuthTag().copy(out, 1 + NONCE + plain.length);
+    return out.toString('base64url');
+  }
+
+  /** The payload, or null for anything not sealed by one of our keys. */
+  open(token: string): Buffer | null {
+    const raw = Buffer.from(token, 'base64url');
+    if (raw.length < 1 + NONCE + TAG || raw.toString('base64url') !== token) return null;
+    for (const { id, key } of this.#keys) {
+      if (id !== raw[0]) continue;
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(1, 1 + NONCE));
+        decipher.setAuthTag(raw.subarray(raw.length - TAG));
+        const plain = decipher.update(raw.subarray(1 + NONCE, raw.length - TAG));
+        decipher.final();
+        return plain;
+      } catch {
+        // wrong key with a colliding id, or a forged token: try the next key
+      }
+    }
+    return null;
+  }
+}
