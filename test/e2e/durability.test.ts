@@ -1,0 +1,59 @@
+// Messages answered 201 survive kill -9 of the server; the same data dir keeps every URL valid.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startServerProcess } from '../helpers/server-process.ts';
+import { TestUserAgent } from '../helpers/ua-client.ts';
+
+const CHANNEL = '9a1f0c52-7d3e-4b8a-a6c1-2f4e5d6c7b8a';
+
+test('stored messages survive kill -9 and are delivered after restart, in order', async () => {
+  const first = await startServerProcess();
+  const wsUrl = `${first.url.replace('http', 'ws')}/`;
+  const ua = await TestUserAgent.connect(wsUrl);
+  const uaid = await ua.hello();
+  const { pushEndpoint } = await ua.register(CHANNEL);
+  await ua.close();
+  const endpoint = (pushEndpoint as string).replace('localhost', '127.0.0.1');
+
+  // Many concurrent sends land in a few group commits; each 201 must mean committed.
+  const sends = Array.from({ length: 50 }, () =>
+    fetch(endpoint, { method: 'POST', headers: { TTL: '600' } }),
+  );
+  const statuses = (await Promise.all(sends)).map((r) => r.status);
+  assert.deepEqual(new Set(statuses), new Set([201]));
+  await first.kill9();
+
+  const second = await startServerProcess({ dataDir: first.dataDir, port: first.port });
+  try {
+    const again = await TestUserAgent.connect(wsUrl);
+    assert.equal(await again.hello(uaid), uaid, 'the uaid is still known');
+    const versions: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const n = await again.next('notification');
+      assert.equal(n.channelID, CHANNEL);
+      versions.push(n.version as string);
+      again.ack(CHANNEL, n.version as string);
+    }
+    assert.equal(new Set(versions).size, 50, 'every message exactly once');
+    const ids = versions.map((v) => parseInt(v, 36));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'in the order they were accepted');
+
+    // The old push URL still works after the restart: the secret was kept in the data dir.
+    const res = await fetch(endpoint, { method: 'POST', headers: { TTL: '60' } });
+    assert.equal(res.status, 201);
+    const live = await again.next('notification');
+    assert.equal(live.channelID, CHANNEL);
+    await again.close();
+  } finally {
+    await second.stop();
+  }
+});
+
+test('SIGTERM stops the server cleanly and quickly', async () => {
+  const server = await startServerProcess();
+  const started = Date.now();
+  await server.stop();
+  assert.equal(server.proc.exitCode, 0, server.output());
+  assert.ok(Date.now() - started < 5000);
+  assert.match(server.output(), /"msg":"stopped"/);
+});
