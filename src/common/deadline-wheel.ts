@@ -1,6 +1,6 @@
 // One coarse timer for every connection's deadline (handshake, keepalive ping, pong) instead of
 // a timer each: idle connections then cost no timer objects. Buckets are keyed by tick;
-// rescheduling leaves the old entry behind and it is skipped when its bucket comes due.
+// rescheduling leaves the old entry behind and it is dropped when its bucket comes due.
 
 export interface HasDeadline {
   /** When onDeadline should run (ms since epoch); 0 = none. Owned by the wheel. */
@@ -25,7 +25,10 @@ export class DeadlineWheel<T extends HasDeadline> {
 
   schedule(item: T, at: number): void {
     item.deadline = at;
-    const tick = Math.max(Math.ceil(at / this.#tickMs), this.#lastTick + 1);
+    this.#enqueue(item, Math.max(Math.floor(at / this.#tickMs), this.#lastTick + 1));
+  }
+
+  #enqueue(item: T, tick: number): void {
     const bucket = this.#buckets.get(tick);
     if (bucket) bucket.push(item);
     else this.#buckets.set(tick, [item]);
@@ -35,7 +38,7 @@ export class DeadlineWheel<T extends HasDeadline> {
     item.deadline = 0;
   }
 
-  /** Runs every deadline that is due; called by the interval, and by tests. */
+  /** Runs every deadline that is due (at most one tick late); called by the interval, and by tests. */
   advance(): void {
     const now = this.#now();
     const target = Math.floor(now / this.#tickMs);
@@ -44,10 +47,15 @@ export class DeadlineWheel<T extends HasDeadline> {
       if (!bucket) continue;
       this.#buckets.delete(tick);
       for (const item of bucket) {
-        if (item.deadline !== 0 && item.deadline <= now) {
+        if (item.deadline === 0) continue;
+        if (item.deadline <= now) {
           item.deadline = 0;
           item.onDeadline(now);
+        } else if (Math.floor(item.deadline / this.#tickMs) === tick) {
+          // due later within the current tick
+          this.#enqueue(item, target + 1);
         }
+        // else: a stale entry; the item waits in a later bucket
       }
     }
     this.#lastTick = target;

@@ -46,8 +46,12 @@ export interface SessionContext {
 
 type State = 'unidentified' | 'identified' | 'closed';
 
-/** The `version` a user agent acknowledges: the message id (ephemeral ones are negative). */
-const versionOf = (id: number): string => (id > 0 ? id.toString(36) : `e${(-id).toString(36)}`);
+/**
+ * The `version` a user agent acknowledges: a stored message's id in base 36. Ephemeral ones
+ * (id <= 0) get a form outside base 36 (`e-…`): a bare `e…` is also the version of a stored id
+ * (`e1` = 505), so acking the ephemeral message would delete that stored one.
+ */
+const versionOf = (id: number): string => (id > 0 ? id.toString(36) : `e-${(-id).toString(36)}`);
 const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
 
 export class Session implements Connection, HasDeadline {

@@ -8,7 +8,7 @@ import { readBody } from '../http/body.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
 import { parseVapidAuthorization } from '../vapid/authorization.ts';
 import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
-import { checkBody, parsePushHeaders } from './push-headers.ts';
+import { checkBody, parseEncoding, parsePushHeaders } from './push-headers.ts';
 
 export interface PushEndpointOptions {
   capabilities: Capabilities;
@@ -43,14 +43,15 @@ export class PushEndpoint {
     const headers = parsePushHeaders(req.headers, o.maxTtl);
     this.#checkVapid(req, target);
     const body = await readBody(req, o.maxBodyBytes);
-    checkBody(body, headers.encoding);
+    const encoding = body.length > 0 ? parseEncoding(req.headers) : null;
+    checkBody(body, encoding);
     const result = await o.pipeline.accept({
       uaid: target.uaid,
       chid: target.chid,
       ttl: headers.ttl,
       topic: headers.topic,
       urgency: headers.urgency,
-      headers: body.length > 0 ? headers.encoding : null,
+      headers: encoding,
       body,
       createdAt: Date.now(),
     });

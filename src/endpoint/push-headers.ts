@@ -8,8 +8,6 @@ export interface PushHeaders {
   ttl: number;
   topic: string | null;
   urgency: Urgency;
-  /** Content-Encoding and its companions; null when the request has none. */
-  encoding: EncodingHeaders | null;
 }
 
 const DIGITS = /^\d+$/;
@@ -61,6 +59,22 @@ function decodedLength(b64: string | undefined): number {
   return b64 === undefined || !/^[A-Za-z0-9_\-+/]+=*$/.test(b64) ? -1 : Buffer.from(b64, 'base64url').length;
 }
 
+/** Legacy VAPID puts the sender's key in Crypto-Key; it is not for the user agent. */
+function withoutVapidKey(cryptoKey: string): string {
+  return cryptoKey
+    .split(',')
+    .map((entry) =>
+      entry
+        .split(';')
+        .filter((param) => !/^\s*p256ecdsa\s*=/i.test(param))
+        .join(';')
+        .trim(),
+    )
+    .filter((entry) => entry !== '')
+    .join(', ');
+}
+
+/** The encoding headers of a non-empty body (an empty one needs none, and they are ignored). */
 export function parseEncoding(headers: IncomingHttpHeaders): EncodingHeaders | null {
   const ce = one(headers, 'content-encoding');
   if (ce === undefined) return null;
@@ -84,7 +98,7 @@ export function parseEncoding(headers: IncomingHttpHeaders): EncodingHeaders | n
     if (cryptoKey === undefined || decodedLength(headerParams(cryptoKey).get('dh')) !== 65) {
       throw bad(Errno.invalidEncryption, 'aesgcm needs a Crypto-Key header with a 65-byte dh key');
     }
-    return { encoding, encryption, cryptoKey };
+    return { encoding, encryption, cryptoKey: withoutVapidKey(cryptoKey) };
   }
   throw bad(Errno.invalidEncryption, 'Content-Encoding must be aes128gcm or aesgcm');
 }
@@ -94,7 +108,6 @@ export function parsePushHeaders(headers: IncomingHttpHeaders, maxTtl: number): 
     ttl: parseTtl(one(headers, 'ttl'), maxTtl),
     topic: parseTopic(one(headers, 'topic')),
     urgency: parseUrgency(one(headers, 'urgency')),
-    encoding: parseEncoding(headers),
   };
 }
 

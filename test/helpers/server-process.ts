@@ -8,6 +8,12 @@ import { freePort } from './net.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
+// A test process that dies must not leave servers behind.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 export interface ServerProcess {
   readonly url: string;
   readonly port: number;
@@ -43,7 +49,13 @@ export async function startServerProcess(opts: ServerProcessOptions = {}): Promi
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  running.add(proc);
+  const exited = new Promise<void>((resolve) =>
+    proc.once('exit', () => {
+      running.delete(proc);
+      resolve();
+    }),
+  );
 
   const deadline = Date.now() + 10_000;
   for (;;) {

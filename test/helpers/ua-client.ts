@@ -27,8 +27,13 @@ export class TestUserAgent {
     ws.on('error', () => {});
   }
 
-  static async connect(url: string, protocol: string | undefined = 'push-notification'): Promise<TestUserAgent> {
-    const ws = new WebSocket(url, protocol ? [protocol] : []);
+  /** `options` go to the `ws` client, e.g. `{ ca }` to trust a test certificate for wss. */
+  static async connect(
+    url: string,
+    protocol: string | undefined = 'push-notification',
+    options: WebSocket.ClientOptions = {},
+  ): Promise<TestUserAgent> {
+    const ws = new WebSocket(url, protocol ? [protocol] : [], options);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

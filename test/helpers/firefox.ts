@@ -1,0 +1,253 @@
+// Drives Debian's firefox-esr in headless mode as a real push client (see
+// /work/shared/spec/firefox-client.md): a throwaway profile whose prefs point Firefox's push
+// client at the server under test, and a child process that is always cleaned up.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const FIREFOX_BIN = '/usr/bin/firefox-esr';
+
+type Prefs = Record<string, string | number | boolean>;
+
+/** What the push client needs to talk to a local ws:// server without prompts. */
+function pushPrefs(serverUrl: string): Prefs {
+  return {
+    'dom.push.serverURL': serverUrl,
+    'dom.push.testing.allowInsecureServerURL': true,
+    'dom.push.connection.enabled': true,
+    'dom.push.testing.ignorePermission': true,
+    'permissions.default.desktop-notification': 1,
+    'dom.serviceWorkers.testing.enabled': true,
+  };
+}
+
+// The machine has no internet: silence what we can of Firefox's background traffic and first-run
+// UI (list adapted from the prefs Firefox's own remote agent recommends for automation).
+const QUIET_PREFS: Prefs = {
+  'app.normandy.enabled': false,
+  'app.normandy.api_url': '',
+  'app.update.enabled': false,
+  'app.update.disabledForTesting': true,
+  'browser.shell.checkDefaultBrowser': false,
+  'browser.startup.homepage_override.mstone': 'ignore',
+  'browser.startup.page': 0,
+  'browser.startup.homepage': 'about:blank',
+  'startup.homepage_welcome_url': 'about:blank',
+  'startup.homepage_welcome_url.additional': '',
+  'browser.aboutwelcome.enabled': false,
+  'browser.newtabpage.enabled': false,
+  'browser.newtabpage.activity-stream.feeds.system.topstories': false,
+  'browser.newtabpage.activity-stream.feeds.topsites': false,
+  'browser.topsites.contile.enabled': false,
+  'browser.pagethumbnails.capturing_disabled': true,
+  // A relaunch must open only the URL given, not restore the previous session's tab too.
+  'browser.sessionstore.resume_from_crash': false,
+  'browser.startup.couldRestoreSession.count': -1,
+  'toolkit.startup.max_resumed_crashes': -1,
+  'browser.tabs.warnOnClose': false,
+  'browser.warnOnQuit': false,
+  'browser.safebrowsing.blockedURIs.enabled': false,
+  'browser.safebrowsing.downloads.enabled': false,
+  'browser.safebrowsing.downloads.remote.enabled': false,
+  'browser.safebrowsing.malware.enabled': false,
+  'browser.safebrowsing.phishing.enabled': false,
+  'browser.safebrowsing.passwords.enabled': false,
+  'browser.safebrowsing.provider.google4.updateURL': '',
+  'browser.safebrowsing.provider.mozilla.updateURL': '',
+  'browser.search.update': false,
+  'browser.region.network.url': '',
+  'browser.region.update.enabled': false,
+  'browser.uitour.enabled': false,
+  'browser.urlbar.suggest.searches': false,
+  'browser.urlbar.merino.endpointURL': '',
+  'browser.discovery.enabled': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'datareporting.policy.dataSubmissionPolicyBypassNotification': true,
+  'datareporting.healthreport.uploadEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'toolkit.telemetry.unified': false,
+  'toolkit.telemetry.server': '',
+  'extensions.update.enabled': false,
+  'extensions.getAddons.cache.enabled': false,
+  'extensions.blocklist.enabled': false,
+  'extensions.systemAddon.update.enabled': false,
+  'extensions.autoDisableScopes': 0,
+  'extensions.enabledScopes': 5,
+  'media.gmp-manager.updateEnabled': false,
+  'media.gmp-manager.url': '',
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'network.dns.disablePrefetch': true,
+  'network.prefetch-next': false,
+  'network.predictor.enabled': false,
+  'network.http.speculative-parallel-limit': 0,
+  'network.trr.mode': 5,
+  'geo.provider.network.url': '',
+  'identity.fxaccounts.enabled': false,
+  'security.remote_settings.crlite_filters.enabled': false,
+  'security.remote_settings.intermediates.enabled': false,
+  'security.certerrors.mitm.priming.enabled': false,
+  'services.settings.server': 'data:,#remote-settings-dummy/v1',
+  'dom.ipc.reportProcessHangs': false,
+};
+
+/** Firefox's own push client log on stdout: only for diagnosing, it is very chatty. */
+const DEBUG_PREFS: Prefs = {
+  'dom.push.loglevel': 'Debug',
+  'devtools.console.stdout.chrome': true,
+};
+
+export interface ProfileOptions {
+  /** The push service's WebSocket URL, e.g. `ws://127.0.0.1:8080/`. */
+  serverUrl: string;
+  /** Add Firefox's push debug log to its output. */
+  debug?: boolean;
+}
+
+/** A fresh profile folder whose user.js points the push client at `serverUrl`. */
+export function createProfile(opts: ProfileOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), 'webpushd-firefox-'));
+  const prefs = { ...QUIET_PREFS, ...pushPrefs(opts.serverUrl), ...(opts.debug ? DEBUG_PREFS : {}) };
+  const lines = Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`);
+  writeFileSync(join(dir, 'user.js'), lines.join('\n') + '\n');
+  return dir;
+}
+
+export interface Firefox {
+  readonly profileDir: string;
+  readonly proc: ChildProcess;
+  /** The last part of what Firefox wrote to stdout and stderr. */
+  output(): string;
+  /** SIGTERM (a clean shutdown that saves the profile), SIGKILL if it lingers; waits for exit. */
+  close(): Promise<void>;
+}
+
+const OUTPUT_TAIL = 64 * 1024;
+const GRACEFUL_MS = 8_000;
+const GONE_MS = 5_000;
+const live = new Set<ChildProcess>();
+
+/** Starts Firefox on `profileDir` (fresh or reused, for a relaunch) showing `pageUrl`. */
+export function launchFirefox(profileDir: string, pageUrl: string): Firefox {
+  installExitGuard();
+  // detached: Firefox leads its own process group, so its content processes can be killed together.
+  const proc = spawn(FIREFOX_BIN, ['--headless', '--no-remote', '--profile', profileDir, pageUrl], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MOZ_HEADLESS: '1', MOZ_CRASHREPORTER_DISABLE: '1', MOZ_DISABLE_AUTO_SAFE_MODE: '1' },
+  });
+  live.add(proc);
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-OUTPUT_TAIL));
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const close = () => terminate(proc, exited).finally(() => live.delete(proc));
+  return { profileDir, proc, output: () => out, close };
+}
+
+async function terminate(proc: ChildProcess, exited: Promise<void>): Promise<void> {
+  const pid = proc.pid;
+  if (pid === undefined) return;
+  // Children are found before signalling: once the parent is gone they are re-parented.
+  const children = descendants(pid);
+  if (isRunning(proc)) {
+    signalGroup(pid, 'SIGTERM');
+    if (!(await within(exited, GRACEFUL_MS))) signalGroup(pid, 'SIGKILL');
+    await exited;
+  }
+  signalGroup(pid, 'SIGKILL');
+  for (const child of children) signal(child, 'SIGKILL');
+  await waitGone(pid, children);
+}
+
+function isRunning(proc: ChildProcess): boolean {
+  return proc.exitCode === null && proc.signalCode === null;
+}
+
+function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  signal(-pid, sig);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // ESRCH: already gone.
+  }
+}
+
+/** Waits until no process of Firefox's group or tree is left (zombies do not count). */
+async function waitGone(group: number, children: number[]): Promise<void> {
+  const deadline = Date.now() + GONE_MS;
+  for (;;) {
+    const left = processes().filter((p) => p.state !== 'Z' && (p.pgid === group || children.includes(p.pid)));
+    if (left.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`Firefox processes survived SIGKILL: ${left.map((p) => p.pid).join(' ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** All processes below `root`. */
+function descendants(root: number): number[] {
+  const all = processes();
+  const found: number[] = [];
+  const queue = [root];
+  for (let parent = queue.shift(); parent !== undefined; parent = queue.shift()) {
+    for (const p of all) {
+      if (p.ppid !== parent) continue;
+      found.push(p.pid);
+      queue.push(p.pid);
+    }
+  }
+  return found;
+}
+
+interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  state: string;
+}
+
+/** The system's processes, from /proc (Linux only, like the firefox-esr package). */
+function processes(): ProcessInfo[] {
+  const found: ProcessInfo[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // /proc/PID/stat: "pid (comm) state ppid pgrp ...", where comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state = '', ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      found.push({ pid: Number(name), ppid: Number(ppid), pgid: Number(pgid), state });
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+let guardInstalled = false;
+
+/** Kills every Firefox still running when the test process ends, even on a failure or Ctrl-C. */
+function installExitGuard(): void {
+  if (guardInstalled) return;
+  guardInstalled = true;
+  const killAll = () => {
+    for (const proc of live) if (proc.pid !== undefined) signalGroup(proc.pid, 'SIGKILL');
+  };
+  process.once('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.kill(process.pid, sig);
+    });
+  }
+}
