@@ -1,0 +1,815 @@
+// End-to-end benchmark of webpushd against a minimal in-memory relay (bench/baseline-relay.ts).
+//
+//   node_modules/.bin/node bench/push-throughput.ts [options]      (also: npm run bench -- [options])
+//     --connections N        user agents receiving the load (1000)
+//     --messages M           messages per load round (50000)
+//     --idle-connections K   idle user agents for the memory phase, 0 skips it (20000; capped
+//                            by the open-file limit of the server process)
+//     --sync full|normal|both  webpushd's --sync mode(s) to measure (full)
+//     --clients C --streams S  h2load -c (50, adjusted so every endpoint gets M/N) and -m (4)
+//     --probe-rate P         latency probe messages per second (20)
+//     --probe-seconds T      length of the no-load latency measurement (10)
+//     --warmup W             messages sent before measuring (5000)
+//     --repeat R             load rounds per server, medians reported (3)
+//     --idle-per-process n   idle user agents per load process (5000)
+//     --skip-baseline --skip-webpushd   measure one side only
+//     --cpu-prof             profile the server processes (saved under bench/profiles/, summarized)
+//     --json FILE            also write every figure as JSON
+//     --webpushd-main FILE   run another checkout's src/cli/main.ts (default: this tree's)
+//
+// Every party is a process of its own: the server under test (webpushd, or the baseline), the
+// user agents (bench/ua-swarm.ts), the latency probe (bench/probe.ts) and the application server
+// (h2load --h1). Phases, for the baseline and then for webpushd in each sync mode:
+//   1. connect N user agents (hello + register), collect their push endpoints;
+//   2. warm up with W messages;
+//   3. latency with no other load: the probe posts P messages/s to its own user agent for T s;
+//   4. throughput, repeated R times (medians reported): h2load posts M messages spread over the
+//      N endpoints while the probe keeps posting; accepted/s from h2load's per-request log
+//      (201s / h2load's wall time), delivered-and-acknowledged/s from the user agents
+//      (M / first-to-last ack), latency under load from the probe;
+// and then, once per target, on a fresh server process:
+//   5. memory per idle connection: RSS (and the heap after a forced GC, via bench/mem-report.ts)
+//      before and after K more idle user agents (hello + one register each).
+// All child processes and temp dirs are removed at the end, also on failure or Ctrl-C.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  aes128gcmBody,
+  openFds,
+  openFileLimit,
+  procCpuSeconds,
+  procStatusKb,
+  sleep,
+  summarize,
+  systemCpu,
+  type LatencySummary,
+  type Reply,
+} from './common.ts';
+import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN_DEFAULT = join(ROOT, 'src/cli/main.ts');
+const RELAY = join(ROOT, 'bench/baseline-relay.ts');
+const SWARM = join(ROOT, 'bench/ua-swarm.ts');
+const PROBE = join(ROOT, 'bench/probe.ts');
+const MEM_REPORT = pathToFileURL(join(ROOT, 'bench/mem-report.ts')).href;
+
+const { values: argv } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '1000' },
+    messages: { type: 'string', default: '50000' },
+    'idle-connections': { type: 'string', default: '20000' },
+    sync: { type: 'string', default: 'full' },
+    clients: { type: 'string', default: '50' },
+    streams: { type: 'string', default: '4' },
+    'probe-rate': { type: 'string', default: '20' },
+    'probe-seconds': { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '5000' },
+    repeat: { type: 'string', default: '3' },
+    'idle-per-process': { type: 'string', default: '5000' },
+    'skip-baseline': { type: 'boolean', default: false },
+    'skip-webpushd': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'webpushd-main': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (argv.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]!.replace(/^\/\/ ?/gm, ''));
+  process.exit(0);
+}
+
+const int = (name: keyof typeof argv, min = 0): number => {
+  const n = Number(argv[name]);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
+  return n;
+};
+const N = int('connections', 1);
+const M = int('messages', 1);
+const K = int('idle-connections');
+const CLIENTS = int('clients', 1);
+const STREAMS = int('streams', 1);
+const PROBE_RATE = int('probe-rate', 1);
+const PROBE_SECONDS = int('probe-seconds', 1);
+const WARMUP = int('warmup');
+const REPEAT = int('repeat', 1);
+const IDLE_PER_PROCESS = int('idle-per-process', 100);
+const SYNCS: ('full' | 'normal')[] =
+  argv.sync === 'both' ? ['full', 'normal'] : argv.sync === 'full' || argv.sync === 'normal' ? [argv.sync] : [];
+if (SYNCS.length === 0) throw new Error('--sync must be full, normal or both');
+/** Connections kept open in the server before the "before" reading of the memory phase. */
+const WARM_CONNECTIONS = 100;
+/** The webpushd entry point: this tree's, or another checkout's (A/B comparisons of a change). */
+const MAIN = argv['webpushd-main'] ?? MAIN_DEFAULT;
+
+type Kind = 'webpushd' | 'baseline';
+
+// ---- process and temp-dir bookkeeping: everything started here is stopped here ----
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+let cleaningUp: Promise<void> | null = null;
+
+function track<T extends ChildProcess>(proc: T): T {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+
+function exited(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => proc.once('exit', () => resolve()));
+}
+
+async function terminate(proc: ChildProcess, graceMs = 5000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  const done = exited(proc);
+  if (await Promise.race([done.then(() => true), sleep(graceMs).then(() => false)])) return;
+  proc.kill('SIGKILL');
+  await done;
+}
+
+function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    await Promise.all([...children].map((c) => terminate(c, 3000)));
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaningUp;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping every process started by the benchmark`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---- helpers forked with an IPC channel (bench/ua-swarm.ts, bench/probe.ts) ----
+
+class Helper {
+  readonly proc: ChildProcess;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #next = 0;
+
+  constructor(script: string) {
+    this.proc = track(fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc.on('message', (raw) => {
+      const r = raw as Reply;
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.body);
+      else p.reject(new Error(`${script}: ${r.error}`));
+    });
+    this.proc.once('exit', (code, signal) => {
+      for (const p of this.#pending.values()) p.reject(new Error(`${script} exited (${code ?? signal})`));
+      this.#pending.clear();
+    });
+  }
+
+  request<T>(body: Record<string, unknown>): Promise<T> {
+    const id = ++this.#next;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ id, body });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.connected) {
+      await Promise.race([this.request({ type: 'close' }).catch(() => {}), sleep(5000)]);
+      this.proc.disconnect();
+    }
+    await Promise.race([exited(this.proc), sleep(3000)]);
+    await terminate(this.proc, 1000);
+  }
+}
+
+// ---- servers under test ----
+
+interface ServerHandle {
+  kind: Kind;
+  label: string;
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  wsUrl: string;
+  dataDir: string | null;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/health', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(1000, () => req.destroy());
+  });
+}
+
+interface StartOptions {
+  sync?: 'full' | 'normal';
+  memFile?: string;
+  cpuProfDir?: string;
+}
+
+async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHandle> {
+  const port = await freePort();
+  const nodeArgs: string[] = [];
+  if (o.memFile) nodeArgs.push('--expose-gc', '--import', MEM_REPORT);
+  if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`);
+  let dataDir: string | null = null;
+  let args: string[];
+  if (kind === 'webpushd') {
+    dataDir = tempDir('webpushd-bench-data-');
+    args = [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'];
+    args.push('--sync', o.sync ?? 'full');
+  } else {
+    args = [RELAY, '--host', '127.0.0.1', '--port', String(port)];
+  }
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (o.memFile) env.BENCH_MEM_FILE = o.memFile;
+  const proc = track(spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const deadline = Date.now() + 15_000;
+  while (!(await healthy(port))) {
+    if (proc.exitCode !== null) throw new Error(`${kind} exited early (${proc.exitCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`${kind} did not answer /health within 15 s:\n${out}`);
+    await sleep(50);
+  }
+  return {
+    kind,
+    label: kind === 'webpushd' ? `webpushd sync=${o.sync ?? 'full'}` : 'baseline relay',
+    proc,
+    pid: proc.pid!,
+    port,
+    wsUrl: `ws://127.0.0.1:${port}/`,
+    dataDir,
+    output: () => out,
+    stop: () => terminate(proc, 15_000),
+  };
+}
+
+/** Forces a GC in a server started with `memFile` and returns its memory figures. */
+async function memReport(server: ServerHandle, memFile: string): Promise<MemReport> {
+  rmSync(memFile, { force: true });
+  server.proc.kill('SIGUSR2');
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(memFile)) {
+    if (Date.now() > deadline) throw new Error('no memory report from the server within 30 s');
+    await sleep(50);
+  }
+  return JSON.parse(readFileSync(memFile, 'utf8')) as MemReport;
+}
+
+interface MemReport {
+  gc: boolean;
+  rssBeforeKb: number;
+  rssAfterKb: number;
+  before: NodeJS.MemoryUsage;
+  after: NodeJS.MemoryUsage;
+  mallocedKb: number;
+}
+
+// ---- h2load, the application server ----
+
+interface H2Result {
+  seconds: number;
+  total: number;
+  status: Record<string, number>;
+  created: number;
+  failed: number;
+  errored: number;
+  acceptedPerSec: number;
+  responseMs: LatencySummary;
+  /** CPU seconds h2load used (last reading before it exited). */
+  cpuSeconds: number;
+  stdout: string;
+  command: string;
+}
+
+let bodyFile = '';
+
+/** Picks the h2load client count: when it divides the per-endpoint share, every client walks the
+ * same (shuffled) endpoint list a whole number of times, so each endpoint gets exactly M/N. */
+function planClients(messages: number, endpoints: number, wanted: number): number {
+  if (messages % endpoints !== 0) return Math.min(wanted, messages);
+  const perEndpoint = messages / endpoints;
+  let best = 1;
+  for (let c = 1; c <= perEndpoint; c++) {
+    if (perEndpoint % c === 0 && Math.abs(c - wanted) < Math.abs(best - wanted)) best = c;
+  }
+  return best;
+}
+
+async function runH2load(endpoints: readonly string[], messages: number, dir: string, fixedClients?: number): Promise<H2Result> {
+  const uris = [...endpoints];
+  for (let i = uris.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [uris[i], uris[j]] = [uris[j]!, uris[i]!];
+  }
+  const urisFile = join(dir, 'uris.txt');
+  const logFile = join(dir, 'h2load.log');
+  writeFileSync(urisFile, `${uris.join('\n')}\n`);
+  rmSync(logFile, { force: true });
+  const clients = fixedClients ?? planClients(messages, endpoints.length, CLIENTS);
+  const args = [
+    '--h1',
+    '-n', String(messages),
+    '-c', String(clients),
+    '-m', String(STREAMS),
+    '-t', '1',
+    '-i', urisFile,
+    '-d', bodyFile,
+    '-H', 'TTL: 60',
+    '-H', 'Content-Encoding: aes128gcm',
+    '--log-file', logFile,
+  ];
+  const proc = track(spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let stdout = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stdout += d.toString()));
+  let cpuSeconds = 0;
+  const poll = setInterval(() => {
+    const s = procCpuSeconds(proc.pid!);
+    if (Number.isFinite(s)) cpuSeconds = s;
+  }, 50);
+  await exited(proc);
+  clearInterval(poll);
+  if (proc.exitCode !== 0) throw new Error(`h2load failed (${proc.exitCode ?? proc.signalCode}):\n${stdout}`);
+  const fin = /finished in ([\d.]+)(s|ms|us),/.exec(stdout);
+  if (!fin) throw new Error(`cannot read h2load's output:\n${stdout}`);
+  const seconds = Number(fin[1]) / (fin[2] === 's' ? 1 : fin[2] === 'ms' ? 1e3 : 1e6);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout);
+  const status: Record<string, number> = {};
+  const times: number[] = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    const [, code, us] = line.split('\t');
+    status[code!] = (status[code!] ?? 0) + 1;
+    times.push(Number(us) / 1000);
+  }
+  const created = status['201'] ?? 0;
+  return {
+    seconds,
+    total: messages,
+    status,
+    created,
+    failed: Number(req?.[5] ?? Number.NaN),
+    errored: Number(req?.[6] ?? Number.NaN),
+    acceptedPerSec: created / seconds,
+    responseMs: summarize(times),
+    cpuSeconds,
+    stdout,
+    command: `h2load ${args.map((a) => (/[\s:]/.test(a) ? `'${a}'` : a)).join(' ')}`,
+  };
+}
+
+// ---- phases ----
+
+interface AckWindow {
+  total: number;
+  acked: number;
+  duplicates: number;
+  firstAckAt: number;
+  lastAckAt: number;
+  perUaMin: number;
+  perUaMax: number;
+  closes: number;
+  timedOut: boolean;
+}
+
+interface ProbeResult {
+  samples: number[];
+  responseTimes: number[];
+  lost: number;
+  statusErrors: number;
+  lastError: string;
+}
+
+/** One load round: M messages through h2load while the probe keeps posting. */
+interface Round {
+  h2load: H2Result;
+  acks: AckWindow;
+  /** acked / (last ack - first ack), measured by the user agents. */
+  ackedPerSec: number;
+  /** acked / (last ack - start of h2load): the end-to-end rate an application would see. */
+  endToEndPerSec: number;
+  loadSamples: number[];
+  loadProbe: { lost: number; errors: number };
+  serverCpuPct: number;
+  swarmCpuPct: number;
+  h2loadCpuPct: number;
+  /** Machine-wide busy CPU during the load window, in % of one core (2 cores = 200). */
+  machineCpuPct: number;
+  stealPct: number;
+}
+
+interface ThroughputResult {
+  label: string;
+  kind: Kind;
+  sync: string | null;
+  connectMs: number;
+  rounds: Round[];
+  idleLatency: LatencySummary;
+  idleProbe: { lost: number; errors: number };
+  /** Probe samples of all rounds together. */
+  loadLatency: LatencySummary;
+  storedAfter: number | null;
+  profile: string | null;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** The median of a per-round figure. */
+const med = (r: ThroughputResult, pick: (x: Round) => number) => median(r.rounds.map(pick));
+
+function countStored(dataDir: string): number | null {
+  try {
+    const db = new DatabaseSync(join(dataDir, 'webpushd.db'), { readOnly: true });
+    const { n } = db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number };
+    db.close();
+    return n;
+  } catch (err) {
+    log(`could not count stored messages: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, endpoints: string[], work: string): Promise<Round> {
+  const acksDone = swarm.request<AckWindow>({ type: 'expect', total: M, timeoutMs: 30 * 60_000 });
+  const cpu0 = procCpuSeconds(server.pid);
+  const swarmCpu0 = procCpuSeconds(swarm.proc.pid!);
+  const sys0 = systemCpu();
+  const started = Date.now();
+  await probe.request({ type: 'start', rate: PROBE_RATE });
+  const h2 = await runH2load(endpoints, M, work);
+  // Deliveries may trail the 201s: give them a minute after h2load, then take what arrived.
+  const lateTimer = setTimeout(() => void swarm.request({ type: 'finish' }).catch(() => {}), 60_000);
+  const acks = await acksDone;
+  clearTimeout(lateTimer);
+  const elapsed = (Date.now() - started) / 1000;
+  const serverCpuPct = (100 * (procCpuSeconds(server.pid) - cpu0)) / elapsed;
+  const swarmCpuPct = (100 * (procCpuSeconds(swarm.proc.pid!) - swarmCpu0)) / elapsed;
+  const sys1 = systemCpu();
+  const jiffies = sys1.busy + sys1.idle + sys1.steal - (sys0.busy + sys0.idle + sys0.steal);
+  const cores = cpus().length;
+  const load = await probe.request<ProbeResult>({ type: 'stop', drainMs: 5000 });
+  return {
+    h2load: h2,
+    acks,
+    ackedPerSec: acks.acked / ((acks.lastAckAt - acks.firstAckAt) / 1000),
+    endToEndPerSec: acks.acked / ((acks.lastAckAt - started) / 1000),
+    loadSamples: load.samples,
+    loadProbe: { lost: load.lost, errors: load.statusErrors },
+    serverCpuPct,
+    swarmCpuPct,
+    h2loadCpuPct: (100 * h2.cpuSeconds) / elapsed,
+    machineCpuPct: (100 * cores * (sys1.busy - sys0.busy)) / jiffies,
+    stealPct: (100 * cores * (sys1.steal - sys0.steal)) / jiffies,
+  };
+}
+
+async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: string): Promise<ThroughputResult> {
+  const profDir = argv['cpu-prof'] ? tempDir('webpushd-bench-prof-') : undefined;
+  const server = await startServer(kind, { ...(sync ? { sync } : {}), ...(profDir ? { cpuProfDir: profDir } : {}) });
+  log(`${server.label}: pid ${server.pid}, port ${server.port}`);
+  const swarm = new Helper(SWARM);
+  const probe = new Helper(PROBE);
+  let result: ThroughputResult | undefined;
+  try {
+    const conn = await swarm.request<{ endpoints: string[]; ms: number; retried: number }>({
+      type: 'connect',
+      url: server.wsUrl,
+      count: N,
+      concurrency: 100,
+      returnEndpoints: true,
+    });
+    log(`${server.label}: ${N} user agents connected and registered in ${conn.ms} ms (${conn.retried} retries)`);
+    await probe.request({ type: 'connect', url: server.wsUrl });
+
+    if (WARMUP > 0) {
+      const warm = swarm.request<AckWindow>({ type: 'expect', total: WARMUP, timeoutMs: 120_000 });
+      const h = await runH2load(conn.endpoints, WARMUP, work, Math.min(CLIENTS, WARMUP));
+      const w = await warm;
+      log(`${server.label}: warm-up ${WARMUP} messages, ${h.acceptedPerSec.toFixed(0)} accepted/s, ${w.acked} acked`);
+      await sleep(1000);
+    }
+
+    await probe.request({ type: 'start', rate: PROBE_RATE });
+    await sleep(PROBE_SECONDS * 1000);
+    const idle = await probe.request<ProbeResult>({ type: 'stop', drainMs: 5000 });
+    const idleLatency = summarize(idle.samples);
+    log(`${server.label}: no-load latency p50 ${idleLatency.p50.toFixed(2)} ms, p99 ${idleLatency.p99.toFixed(2)} ms (${idleLatency.n} samples)`);
+
+    const rounds: Round[] = [];
+    for (let round = 1; round <= REPEAT; round++) {
+      rounds.push(await loadRound(server, swarm, probe, conn.endpoints, work));
+      const r = rounds.at(-1)!;
+      const l = summarize(r.loadSamples);
+      log(
+        `${server.label}: round ${round}/${REPEAT}: ${r.h2load.acceptedPerSec.toFixed(0)} accepted/s ${JSON.stringify(r.h2load.status)}; ` +
+          `${r.acks.acked}/${M} acked${r.acks.timedOut ? ' (TIMED OUT)' : ''}, ${r.ackedPerSec.toFixed(0)}/s; ` +
+          `latency under load p50 ${l.p50.toFixed(1)} ms p99 ${l.p99.toFixed(1)} ms; server CPU ${r.serverCpuPct.toFixed(0)}%`,
+      );
+      if (round < REPEAT) await sleep(1000);
+    }
+    let storedAfter: number | null = null;
+    if (server.dataDir) {
+      await sleep(1000);
+      storedAfter = countStored(server.dataDir);
+    }
+    result = {
+      label: server.label,
+      kind,
+      sync,
+      connectMs: conn.ms,
+      rounds,
+      idleLatency,
+      idleProbe: { lost: idle.lost, errors: idle.statusErrors },
+      loadLatency: summarize(rounds.flatMap((r) => r.loadSamples)),
+      storedAfter,
+      profile: null,
+    };
+    return result;
+  } finally {
+    await Promise.all([swarm.close(), probe.close()]);
+    await server.stop();
+    if (profDir) {
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        const keepDir = join(ROOT, 'bench/profiles');
+        mkdirSync(keepDir, { recursive: true });
+        const kept = join(keepDir, `${kind}${sync ? `-sync-${sync}` : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+        writeFileSync(kept, readFileSync(join(profDir, file)));
+        if (result) result.profile = kept;
+        console.log(`\nCPU profile of ${server.label} (whole process life): ${kept}\n${formatProfileSummary(summarizeProfile(kept, 25))}\n`);
+      } else log('no CPU profile was written');
+    }
+  }
+}
+
+interface IdleResult {
+  label: string;
+  kind: Kind;
+  connections: number;
+  connectSeconds: number;
+  rssBeforeKb: number;
+  rssAfterKb: number;
+  rssPerConnKb: number;
+  /** After a forced full GC before and after. */
+  gcRssPerConnKb: number;
+  heapPerConnKb: number;
+  externalPerConnKb: number;
+  gcBefore: MemReport;
+  gcAfter: MemReport;
+}
+
+async function runIdle(kind: Kind, sync: 'full' | 'normal', work: string): Promise<IdleResult> {
+  const memFile = join(work, `mem-${kind}.json`);
+  const server = await startServer(kind, { sync, memFile });
+  const swarms: Helper[] = [];
+  try {
+    const fdLimit = Math.min(openFileLimit(), limitOf(server.pid));
+    const room = fdLimit - openFds(server.pid) - WARM_CONNECTIONS - 64;
+    const k = Math.min(K, room);
+    if (k < K) log(`${server.label}: open-file limit ${fdLimit} leaves room for ${k} idle connections, not ${K}`);
+    const warm = new Helper(SWARM);
+    swarms.push(warm);
+    await warm.request({ type: 'connect', url: server.wsUrl, count: WARM_CONNECTIONS, concurrency: 20 });
+    await sleep(3000);
+    const rssBeforeKb = procStatusKb(server.pid, 'VmRSS');
+    const gcBefore = await memReport(server, memFile);
+    await sleep(1000);
+    const procs = Math.ceil(k / IDLE_PER_PROCESS);
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: procs }, (_, i) => {
+        const h = new Helper(SWARM);
+        swarms.push(h);
+        const count = Math.floor(k / procs) + (i < k % procs ? 1 : 0);
+        return h.request({ type: 'connect', url: server.wsUrl, count, concurrency: Math.max(8, Math.floor(200 / procs)) });
+      }),
+    );
+    const connectSeconds = (Date.now() - started) / 1000;
+    log(`${server.label}: ${k} idle user agents connected in ${connectSeconds.toFixed(1)} s from ${procs} processes`);
+    await sleep(5000);
+    const rssAfterKb = procStatusKb(server.pid, 'VmRSS');
+    const gcAfter = await memReport(server, memFile);
+    const per = (a: number, b: number) => (a - b) / k;
+    const r: IdleResult = {
+      label: server.label,
+      kind,
+      connections: k,
+      connectSeconds,
+      rssBeforeKb,
+      rssAfterKb,
+      rssPerConnKb: per(rssAfterKb, rssBeforeKb),
+      gcRssPerConnKb: per(gcAfter.rssAfterKb, gcBefore.rssAfterKb),
+      heapPerConnKb: per(gcAfter.after.heapUsed, gcBefore.after.heapUsed) / 1024,
+      externalPerConnKb: per(gcAfter.after.external, gcBefore.after.external) / 1024,
+      gcBefore,
+      gcAfter,
+    };
+    log(
+      `${server.label}: RSS ${rssBeforeKb} -> ${rssAfterKb} kB: ${r.rssPerConnKb.toFixed(2)} kB/connection ` +
+        `(after forced GC ${r.gcRssPerConnKb.toFixed(2)}; JS heap ${r.heapPerConnKb.toFixed(2)}, external ${r.externalPerConnKb.toFixed(2)})`,
+    );
+    return r;
+  } finally {
+    await Promise.all(swarms.map((s) => s.close()));
+    await server.stop();
+  }
+}
+
+function limitOf(pid: number): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return !m || m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
+}
+
+// ---- report ----
+
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+function report(base: ThroughputResult | undefined, runs: ThroughputResult[], idle: IdleResult[]): string {
+  const cols = [...(base ? [base] : []), ...runs];
+  const header = ['', ...cols.map((c) => c.label)];
+  for (const r of runs) if (base) header.push(`${r.label.replace('webpushd ', '')} / baseline`);
+  const row = (name: string, pick: (r: ThroughputResult) => number, fmt: (n: number) => string) => {
+    const out = [name, ...cols.map((c) => fmt(pick(c)))];
+    for (const r of runs) if (base) out.push(ratio(pick(r), pick(base)));
+    return out;
+  };
+  const text = (name: string, pick: (r: ThroughputResult) => string) => {
+    const out = [name, ...cols.map(pick)];
+    for (const _ of runs) if (base) out.push('');
+    return out;
+  };
+  const range = (pick: (x: Round) => number) => (r: ThroughputResult) => {
+    const xs = r.rounds.map(pick);
+    return `${f0(Math.min(...xs))} - ${f0(Math.max(...xs))}`;
+  };
+  const statuses = (r: ThroughputResult) => {
+    const all: Record<string, number> = {};
+    for (const x of r.rounds) for (const [k, v] of Object.entries(x.h2load.status)) all[k] = (all[k] ?? 0) + v;
+    return Object.entries(all).map(([k, v]) => `${v} x ${k}`).join(', ');
+  };
+  const n = cols[0]?.rounds.length ?? 0;
+  const rows = [
+    header,
+    row(`accepted/s (201s / h2load time), median of ${n}`, (r) => med(r, (x) => x.h2load.acceptedPerSec), f0),
+    text('  min - max', range((x) => x.h2load.acceptedPerSec)),
+    text('h2load statuses, all rounds', statuses),
+    row(`delivered+acked/s (first..last ack), median of ${n}`, (r) => med(r, (x) => x.ackedPerSec), f0),
+    text('  min - max', range((x) => x.ackedPerSec)),
+    row('end to end/s (h2load start..last ack), median', (r) => med(r, (x) => x.endToEndPerSec), f0),
+    text('acked / sent, duplicates, all rounds', (r) => {
+      const acked = r.rounds.reduce((a, x) => a + x.acks.acked, 0);
+      const dup = r.rounds.reduce((a, x) => a + x.acks.duplicates, 0);
+      return `${acked}/${r.rounds.length * M}, ${dup}`;
+    }),
+    row('POST->201 p50 under load (ms), median', (r) => med(r, (x) => x.h2load.responseMs.p50), f1),
+    row('POST->201 p99 under load (ms), median', (r) => med(r, (x) => x.h2load.responseMs.p99), f1),
+    row('POST->notification p50, no load (ms)', (r) => r.idleLatency.p50, f2),
+    row('POST->notification p99, no load (ms)', (r) => r.idleLatency.p99, f2),
+    row('POST->notification p50, under load (ms)', (r) => r.loadLatency.p50, f1),
+    row('POST->notification p99, under load (ms)', (r) => r.loadLatency.p99, f1),
+    text('probe samples no load / under load', (r) => `${r.idleLatency.n} / ${r.loadLatency.n}`),
+    row('server CPU during load (% of a core)', (r) => med(r, (x) => x.serverCpuPct), f0),
+    row('UA process CPU during load (% of a core)', (r) => med(r, (x) => x.swarmCpuPct), f0),
+    row('h2load CPU during load (% of a core)', (r) => med(r, (x) => x.h2loadCpuPct), f0),
+    row(`machine CPU busy during load (% of ${cpus().length}00)`, (r) => med(r, (x) => x.machineCpuPct), f0),
+    text('messages left in store', (r) => (r.storedAfter === null ? '-' : String(r.storedAfter))),
+  ];
+  let out = table(rows);
+  if (idle.length > 0) {
+    const ib = idle.find((i) => i.kind === 'baseline');
+    const iw = idle.find((i) => i.kind === 'webpushd');
+    const irows = [['idle connections', ...idle.map((i) => `${i.label} (${i.connections})`), ...(ib && iw ? ['ratio'] : [])]];
+    const irow = (name: string, pick: (i: IdleResult) => number, fmt: (n: number) => string) => [
+      name,
+      ...idle.map((i) => fmt(pick(i))),
+      ...(ib && iw ? [ratio(pick(iw), pick(ib))] : []),
+    ];
+    irows.push(
+      irow('RSS before (MB)', (i) => i.rssBeforeKb / 1024, f1),
+      irow('RSS after (MB)', (i) => i.rssAfterKb / 1024, f1),
+      irow('RSS delta per connection (kB)', (i) => i.rssPerConnKb, f2),
+      irow('RSS delta per connection after forced GC (kB)', (i) => i.gcRssPerConnKb, f2),
+      irow('JS heap used per connection (kB)', (i) => i.heapPerConnKb, f2),
+      irow('external (Buffers) per connection (kB)', (i) => i.externalPerConnKb, f2),
+      irow('connect + hello + register rate (/s)', (i) => i.connections / i.connectSeconds, f0),
+    );
+    out += `\n\n${table(irows)}`;
+  }
+  return out;
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  const work = tempDir('webpushd-bench-');
+  bodyFile = join(work, 'body.bin');
+  writeFileSync(bodyFile, aes128gcmBody(0));
+  const command = `node_modules/.bin/node bench/push-throughput.ts ${process.argv.slice(2).join(' ')}`.trim();
+  log(`${command}\n  node ${process.version}, ${cpus().length} CPUs, open-file limit ${openFileLimit()}, body ${statSync(bodyFile).size} bytes`);
+
+  const runs: ThroughputResult[] = [];
+  let base: ThroughputResult | undefined;
+  if (!argv['skip-baseline']) base = await runThroughput('baseline', null, work);
+  if (!argv['skip-webpushd']) for (const sync of SYNCS) runs.push(await runThroughput('webpushd', sync, work));
+  const idle: IdleResult[] = [];
+  if (K > 0) {
+    if (!argv['skip-webpushd']) idle.push(await runIdle('webpushd', SYNCS[0]!, work));
+    if (!argv['skip-baseline']) idle.push(await runIdle('baseline', SYNCS[0]!, work));
+  }
+
+  const h2cmd = (runs[0] ?? base)?.rounds[0]?.h2load.command.replace(/\S*uris\.txt/, '<uris.txt>').replace(/\S*body\.bin/, '<body.bin>').replace(/\S*h2load\.log/, '<log>');
+  const text = report(base, runs, idle);
+  console.log(`\n${command}\n(node ${process.version}, nproc ${cpus().length}; h2load: ${h2cmd})\n\n${text}\n`);
+  console.log(`aims: >= 10,000 delivered+acked/s; <= 10 kB per idle connection at 20,000 connections`);
+  const problems: string[] = [];
+  for (const r of [...(base ? [base] : []), ...runs]) {
+    r.rounds.forEach((x, i) => {
+      const other = Object.entries(x.h2load.status).filter(([code]) => code !== '201');
+      if (other.length > 0 || x.h2load.created !== M) problems.push(`${r.label} round ${i + 1}: statuses ${JSON.stringify(x.h2load.status)}`);
+      if (x.acks.acked !== M) problems.push(`${r.label} round ${i + 1}: ${x.acks.acked}/${M} acknowledged`);
+      if (x.acks.duplicates > 0) problems.push(`${r.label} round ${i + 1}: ${x.acks.duplicates} duplicate notifications`);
+    });
+    if (r.storedAfter) problems.push(`${r.label}: ${r.storedAfter} messages still stored after every ack`);
+    if (r.idleProbe.lost + r.idleProbe.errors > 0) problems.push(`${r.label}: probe lost ${r.idleProbe.lost}, errors ${r.idleProbe.errors} (no load)`);
+    r.rounds.forEach((x, i) => {
+      if (x.loadProbe.lost + x.loadProbe.errors > 0) problems.push(`${r.label} round ${i + 1}: probe lost ${x.loadProbe.lost}, errors ${x.loadProbe.errors}`);
+    });
+  }
+  if (problems.length > 0) {
+    console.log(`\nCHECKS FAILED:\n  ${problems.join('\n  ')}`);
+    process.exitCode = 1;
+  } else console.log('checks: every push answered 201, every message delivered and acknowledged once, none left stored');
+  if (argv.json) {
+    writeFileSync(
+      argv.json,
+      JSON.stringify({ command, node: process.version, nproc: cpus().length, date: new Date().toISOString(), h2load: h2cmd, base, runs, idle, table: text }, (k, v: unknown) =>
+        k === 'stdout' || k === 'samples' || k === 'loadSamples' ? undefined : v,
+      2),
+    );
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit();
