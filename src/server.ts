@@ -45,7 +45,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   const pipeline = new Pipeline(store, router);
 
   const http: Server = config.tlsCert
-    ? createHttpsServer({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey ?? config.tlsCert) })
+    ? createHttpsServer({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) })
     : createHttpServer();
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

@@ -47,10 +47,8 @@ export function serveCommand(): Command {
     )
     .addOption(opt('--broadcast <id=version>', 'a broadcast version announced to user agents (repeatable)', 'BROADCAST').argParser(broadcast))
     .addOption(opt('--log-level <level>', 'trace, debug, info, warn, error', 'LOG_LEVEL').default(DEFAULTS.logLevel))
-    .action(async (o: Record<string, unknown>) => {
-      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) {
-        throw new InvalidArgumentError('--tls-cert and --tls-key go together');
-      }
+    .action(async function (this: Command, o: Record<string, unknown>) {
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) this.error('error: --tls-cert and --tls-key go together');
       const config: Config = {
         ...DEFAULTS,
         host: o.host as string,
@@ -67,7 +65,14 @@ export function serveCommand(): Command {
         logLevel: o.logLevel as string,
       };
       const log = pino({ level: config.logLevel });
-      const server = await startServer(config, log);
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        server = await startServer(config, log);
+      } catch (err) {
+        // e.g. the port is taken or the certificate is unreadable: one clear line, no stack
+        log.fatal({ err: (err as Error).message }, 'could not start');
+        process.exit(1);
+      }
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down');
         server.close().then(
