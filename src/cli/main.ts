@@ -1,10 +1,16 @@
 // The `webpushd` command.
 import { Command } from 'commander';
+import { sendCommand } from './send.ts';
 import { serveCommand } from './serve.ts';
+import { uaCommand } from './ua.ts';
+import { vapidCommand } from './vapid.ts';
 
 const program = new Command('webpushd')
-  .description('A self-hosted Web Push service')
+  .description('A self-hosted Web Push service, and the tools to use it from both sides')
   .version('0.1.0')
   .showHelpAfterError();
 program.addCommand(serveCommand());
+program.addCommand(vapidCommand());
+program.addCommand(sendCommand());
+program.addCommand(uaCommand());
 await program.parseAsync(process.argv);
