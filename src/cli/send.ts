@@ -1,5 +1,227 @@
-import { Command } from 'commander';
+// `webpushd send`: one Web Push message to one subscription, through the application-server
+// SDK. Prints the outcome as one JSON line. Exit codes: 0 sent, 1 the push service refused it
+// (or could not be reached), 2 bad arguments.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { PushClient } from '../sdk/client.ts';
+import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
+import { DEFAULT_TTL } from '../sdk/options.ts';
+import type { PushSubscription, RequestOptions, Urgency, VapidDetails } from '../sdk/types.ts';
+
+const EXIT_REFUSED = 1;
+const EXIT_USAGE = 2;
+
+function integer(min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`expected an integer of at least ${min}`);
+    }
+    return Number(value);
+  };
+}
+
+function topic(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(value)) throw new InvalidArgumentError('expected 1 to 32 characters of A-Z a-z 0-9 - _');
+  return value;
+}
+
+function header(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError('expected NAME:VALUE');
+  return { ...previous, [value.slice(0, colon).trim()]: value.slice(colon + 1).trim() };
+}
+
+function readText(path: string, option: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`${option}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InvalidArgumentError(`${what} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** A JSON string (starting with `{`) or the path of a JSON file. */
+function subscriptionArg(value: string): PushSubscription {
+  const inline = value.trimStart().startsWith('{');
+  const json = parseJson(inline ? value : readText(value, 'subscription file'), inline ? 'the subscription' : value);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new InvalidArgumentError('expected a subscription object {"endpoint", "keys": {"p256dh", "auth"}}');
+  }
+  return json as PushSubscription;
+}
+
+/** The file `webpushd vapid generate` prints: {"publicKey","privateKey"} (and optionally "subject"). */
+function vapidKeysArg(path: string): Partial<VapidDetails> {
+  const json = parseJson(readText(path, 'VAPID keys file'), path) as Record<string, unknown> | null;
+  if (typeof json !== 'object' || json === null || typeof json.publicKey !== 'string' || typeof json.privateKey !== 'string') {
+    throw new InvalidArgumentError(`${path} does not hold {"publicKey","privateKey"} (as printed by webpushd vapid generate)`);
+  }
+  return {
+    publicKey: json.publicKey,
+    privateKey: json.privateKey,
+    ...(typeof json.subject === 'string' ? { subject: json.subject } : {}),
+  };
+}
+
+/** The option to blame for an SDK validation error. */
+const OPTION_OF_FIELD: [prefix: string, option: string][] = [
+  ['subscription', '--subscription'],
+  ['payload', '--data'],
+  ['vapidDetails.subject', '--vapid-subject'],
+  ['vapidDetails.publicKey', '--vapid-public-key'],
+  ['vapidDetails.privateKey', '--vapid-private-key'],
+  ['TTL', '--ttl'],
+  ['topic', '--topic'],
+  ['urgency', '--urgency'],
+  ['contentEncoding', '--encoding'],
+  ['headers', '--header'],
+  ['timeout', '--timeout'],
+  ['retries', '--retries'],
+];
+
+interface SendOpts {
+  subscription: PushSubscription;
+  data?: string;
+  file?: string;
+  ttl: number;
+  topic?: string;
+  urgency?: Urgency;
+  encoding: 'aes128gcm' | 'aesgcm';
+  vapidSubject?: string;
+  vapidPublicKey?: string;
+  vapidPrivateKey?: string;
+  vapidKeys?: Partial<VapidDetails>;
+  ca?: string;
+  timeout: number;
+  retries: number;
+  header?: Record<string, string>;
+  http2: boolean;
+}
+
+const vapidOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(`WEBPUSHD_${env}`);
 
 export function sendCommand(): Command {
-  return new Command('send').description('Send a Web Push message to a subscription');
+  return new Command('send')
+    .description('Send a Web Push message to a subscription (encrypted per RFC 8291, optionally signed with VAPID)')
+    .addOption(
+      new Option('--subscription <json-or-file>', 'the subscription JSON {"endpoint","keys":{"p256dh","auth"}}, inline or a file')
+        .argParser(subscriptionArg)
+        .makeOptionMandatory(),
+    )
+    .addOption(new Option('--data <text>', 'the message text (UTF-8); without --data or --file the message is empty').conflicts('file'))
+    .addOption(new Option('--file <path>', 'send the bytes of this file as the message'))
+    .addOption(new Option('--ttl <seconds>', 'how long the push service keeps the message').argParser(integer(0)).default(DEFAULT_TTL))
+    .addOption(new Option('--topic <topic>', 'replaces an undelivered message with the same topic (<= 32 of A-Z a-z 0-9 - _)').argParser(topic))
+    .addOption(new Option('--urgency <level>', 'delivery urgency (default: normal)').choices(['very-low', 'low', 'normal', 'high']))
+    .addOption(new Option('--encoding <encoding>', 'content encoding').choices(['aes128gcm', 'aesgcm']).default('aes128gcm'))
+    .addOption(vapidOpt('--vapid-subject <mailto-or-https>', 'VAPID contact: a mailto: address or https: URL', 'VAPID_SUBJECT'))
+    .addOption(vapidOpt('--vapid-public-key <base64url>', 'VAPID public key (with --vapid-private-key)', 'VAPID_PUBLIC_KEY'))
+    .addOption(vapidOpt('--vapid-private-key <base64url>', 'VAPID private key (with --vapid-public-key)', 'VAPID_PRIVATE_KEY'))
+    .addOption(
+      vapidOpt('--vapid-keys <file>', 'VAPID key pair file, as printed by `webpushd vapid generate`', 'VAPID_KEYS')
+        .argParser(vapidKeysArg)
+        .conflicts(['vapidPublicKey', 'vapidPrivateKey']),
+    )
+    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a test push service\'s self-signed one)'))
+    .addOption(new Option('--header <name:value>', 'an extra request header (repeatable)').argParser(header))
+    .addOption(new Option('--timeout <ms>', 'give up on an attempt after this many milliseconds').argParser(integer(1)).default(30_000))
+    .addOption(new Option('--retries <n>', 'retries after 429 and 5xx answers').argParser(integer(0)).default(2))
+    .addOption(new Option('--no-http2', 'use HTTP/1.1 even when the push service offers HTTP/2'))
+    .addHelpText(
+      'after',
+      `
+Prints one JSON line: {"ok":true,"statusCode":201,"location":"...","ttl":...} or
+{"ok":false,"statusCode":410,"gone":true,"body":{...}}.
+Exit codes: 0 sent, 1 refused by the push service (or unreachable), 2 bad arguments.
+The VAPID options also read WEBPUSHD_VAPID_SUBJECT, WEBPUSHD_VAPID_PUBLIC_KEY,
+WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the command line).`,
+    )
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+    .action(async function (this: Command, o: SendOpts) {
+      const fail = (message: string): never => this.error(`error: ${message}`, { exitCode: EXIT_USAGE });
+
+      const vapid = vapidDetails(o, fail);
+      const payload = o.file !== undefined ? readBytes(o.file, fail) : o.data;
+      const options: RequestOptions = {
+        TTL: o.ttl,
+        contentEncoding: o.encoding,
+        timeout: o.timeout,
+        retries: o.retries,
+        http2: o.http2,
+        ...(o.topic ? { topic: o.topic } : {}),
+        ...(o.urgency ? { urgency: o.urgency } : {}),
+        ...(vapid ? { vapidDetails: vapid } : {}),
+        ...(o.header ? { headers: o.header } : {}),
+        ...(o.ca !== undefined ? { tls: { ca: readBytes(o.ca, fail, '--ca') } } : {}),
+      };
+
+      const client = new PushClient();
+      try {
+        const result = await client.sendNotification(o.subscription, payload, options);
+        const ttl = Number(result.headers.ttl ?? o.ttl);
+        print({ ok: true, statusCode: result.statusCode, location: result.location, ttl });
+      } catch (err) {
+        if (err instanceof WebPushValidationError) {
+          const option = OPTION_OF_FIELD.find(([prefix]) => err.field.startsWith(prefix))?.[1];
+          fail(option ? `${option}: ${err.message}` : err.message);
+        }
+        process.exitCode = EXIT_REFUSED;
+        if (err instanceof WebPushError) {
+          print({
+            ok: false,
+            statusCode: err.statusCode,
+            gone: err.statusCode === 404 || err.statusCode === 410,
+            body: parseBody(err.body),
+            ...(err.retryAfterMs !== undefined ? { retryAfter: err.retryAfterMs / 1000 } : {}),
+          });
+        } else {
+          const e = err as NodeJS.ErrnoException;
+          print({ ok: false, error: e.message, ...(e.code ? { code: e.code } : {}) });
+        }
+      } finally {
+        await client.close();
+      }
+    });
+}
+
+function vapidDetails(o: SendOpts, fail: (message: string) => never): VapidDetails | undefined {
+  const publicKey = o.vapidKeys?.publicKey ?? o.vapidPublicKey;
+  const privateKey = o.vapidKeys?.privateKey ?? o.vapidPrivateKey;
+  const subject = o.vapidSubject ?? o.vapidKeys?.subject;
+  if (publicKey === undefined && privateKey === undefined) {
+    if (subject !== undefined) fail('--vapid-subject needs a key pair: --vapid-keys, or --vapid-public-key and --vapid-private-key');
+    return undefined;
+  }
+  if (publicKey === undefined) fail('--vapid-private-key needs --vapid-public-key');
+  if (privateKey === undefined) fail('--vapid-public-key needs --vapid-private-key');
+  if (subject === undefined) fail('--vapid-subject is required with VAPID keys (a mailto: address or https: URL)');
+  return { subject: subject!, publicKey: publicKey!, privateKey: privateKey! };
+}
+
+function readBytes(path: string, fail: (message: string) => never, option = '--file'): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    return fail(`${option}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function parseBody(body: string): unknown {
+  if (body === '') return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return body;
+  }
+}
+
+function print(outcome: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(outcome)}\n`);
 }

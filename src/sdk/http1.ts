@@ -1,0 +1,86 @@
+// HTTP/1.1 to push services: node:http / node:https with one keep-alive Agent per scheme and
+// TLS settings, shared by all origins (each Agent pools sockets per origin).
+import http, { type Agent, type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { markUnprocessed } from './errors.ts';
+import type { PushTlsOptions } from './types.ts';
+
+/** Bodies of error answers are small; a misbehaving service cannot make us buffer more. */
+export const MAX_RESPONSE_BODY = 64 * 1024;
+
+export interface TransportRequest {
+  url: URL;
+  headers: Record<string, string>;
+  body: Buffer | null;
+  tls?: PushTlsOptions | undefined;
+  /** Use this Agent instead of the pool's (HTTP/1.1 only). */
+  agent?: Agent | undefined;
+  /** Aborting it destroys the request with the signal's reason. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface TransportResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  httpVersion: '1.1' | '2';
+}
+
+export class Http1Pool {
+  readonly #agents = new Map<string, Agent>();
+  readonly #maxSockets: number;
+
+  constructor(options: { maxSocketsPerOrigin: number }) {
+    this.#maxSockets = options.maxSocketsPerOrigin;
+  }
+
+  #agent(secure: boolean, tlsKey: string, tls: PushTlsOptions | undefined): Agent {
+    const key = `${secure ? 'https' : 'http'}|${tlsKey}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      const options = { keepAlive: true, maxSockets: this.#maxSockets, scheduling: 'lifo' as const };
+      agent = secure ? new https.Agent({ ...options, ...tls }) : new http.Agent(options);
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  request(req: TransportRequest, tlsKey: string): Promise<TransportResponse> {
+    const secure = req.url.protocol === 'https:';
+    const agent = req.agent ?? this.#agent(secure, tlsKey, req.tls);
+    const send = secure ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      const r = send(req.url, { method: 'POST', headers: req.headers, agent });
+      let answered = false;
+      const abort = () => r.destroy(req.signal!.reason as Error);
+      req.signal?.addEventListener('abort', abort, { once: true });
+      const done = () => req.signal?.removeEventListener('abort', abort);
+      r.on('error', (err: NodeJS.ErrnoException) => {
+        done();
+        // A keep-alive socket the server closed while idle: the request never reached it.
+        if (!answered && r.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) markUnprocessed(err);
+        reject(err);
+      });
+      r.on('response', (res) => {
+        answered = true;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < MAX_RESPONSE_BODY) body += chunk;
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          done();
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body, httpVersion: '1.1' });
+        });
+      });
+      if (req.signal?.aborted) abort();
+      r.end(req.body ?? undefined);
+    });
+  }
+
+  close(): void {
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
+  }
+}

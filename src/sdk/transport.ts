@@ -1,0 +1,84 @@
+// Chooses the HTTP version per request: HTTP/2 for https endpoints whose service offers it
+// (ALPN), HTTP/1.1 otherwise (http:// endpoints, a caller-supplied Agent, http2: false).
+import type { Agent } from 'node:http';
+import { Http1Pool, type TransportResponse } from './http1.ts';
+import { Http2Pool } from './http2-pool.ts';
+import type { PushTlsOptions } from './types.ts';
+
+export type { TransportResponse } from './http1.ts';
+
+export interface TransportOptions {
+  /** Close an HTTP/2 session after this many ms without requests (default 30000). */
+  idleTimeout?: number;
+  /** Most simultaneous HTTP/1.1 connections to one origin (default 64). */
+  maxSocketsPerOrigin?: number;
+}
+
+export interface SendRequest {
+  url: URL;
+  headers: Record<string, string>;
+  body: Buffer | null;
+  timeoutMs: number | undefined;
+  tls: PushTlsOptions | undefined;
+  agent: Agent | undefined;
+  http2: boolean;
+}
+
+const CONNECT_TIMEOUT_MS = 30_000;
+
+export function timeoutError(): Error {
+  return Object.assign(new Error('Socket timeout'), { code: 'ETIMEDOUT' });
+}
+
+export class Transport {
+  readonly #http1: Http1Pool;
+  readonly #http2: Http2Pool;
+  // Connections with different TLS settings are never shared: each settings object gets an id.
+  readonly #tlsIds = new WeakMap<object, number>();
+  #nextTlsId = 1;
+
+  constructor(options: TransportOptions = {}) {
+    this.#http1 = new Http1Pool({ maxSocketsPerOrigin: options.maxSocketsPerOrigin ?? 64 });
+    this.#http2 = new Http2Pool({ idleTimeoutMs: options.idleTimeout ?? 30_000, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+  }
+
+  /** Open HTTP/2 sessions. */
+  get http2Sessions(): number {
+    return this.#http2.sessionCount;
+  }
+
+  #tlsKey(tls: PushTlsOptions | undefined): string {
+    if (!tls) return '0';
+    let id = this.#tlsIds.get(tls);
+    if (id === undefined) {
+      id = this.#nextTlsId++;
+      this.#tlsIds.set(tls, id);
+    }
+    return String(id);
+  }
+
+  async request(req: SendRequest): Promise<TransportResponse> {
+    const controller = new AbortController();
+    const timer = req.timeoutMs ? setTimeout(() => controller.abort(timeoutError()), req.timeoutMs) : undefined;
+    const r = { ...req, signal: controller.signal };
+    try {
+      const tlsKey = this.#tlsKey(req.tls);
+      if (req.http2 && !req.agent && req.url.protocol === 'https:') {
+        const key = `${req.url.origin}|${tlsKey}`;
+        if (!this.#http2.knowsHttp1(key)) {
+          const res = await this.#http2.request(key, r, req.timeoutMs);
+          if (res !== null) return res;
+        }
+      }
+      return await this.#http1.request(r, tlsKey);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes HTTP/2 sessions and idle HTTP/1.1 sockets; the transport stays usable. */
+  async close(): Promise<void> {
+    this.#http1.close();
+    await this.#http2.close();
+  }
+}
