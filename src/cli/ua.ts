@@ -1,5 +1,154 @@
-import { Command } from 'commander';
+// `webpushd ua`: a user agent on the command line. `subscribe` prints the subscription an
+// application server needs; `listen` prints each message as one JSON line on stdout and keeps
+// running (reconnecting) until SIGINT/SIGTERM. Diagnostics go to stderr as JSON lines.
+import { existsSync, readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { PushUserAgent, RetryLater, isVapidPublicKey } from '../ua/client.ts';
+import type { PushMessage } from '../ua/message.ts';
+import { toWebSocketUrl } from '../ua/websocket-client.ts';
+
+function parseServer(value: string): string {
+  try {
+    toWebSocketUrl(value);
+  } catch {
+    throw new InvalidArgumentError('expected a ws://, wss://, http:// or https:// URL');
+  }
+  return value;
+}
+
+function parseVapidKey(value: string): string {
+  if (!isVapidPublicKey(value)) throw new InvalidArgumentError('expected a VAPID public key: an uncompressed P-256 point in base64url');
+  return value;
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** One diagnostic line on stderr; stdout carries only results. */
+function diag(event: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`);
+}
+
+function withDiagnostics(client: PushUserAgent): PushUserAgent {
+  client.on('connecting', (e) => diag('connecting', { ...e }));
+  client.on('connect', (e) => diag('connected', { ...e }));
+  client.on('disconnect', (e) => {
+    const fields: Record<string, unknown> = { ...e };
+    if (e.code === 4774) fields.note = 'the push service asked to back off (is another client using the same state file?)';
+    diag(e.retryInMs === null ? 'disconnected' : 'reconnecting', fields);
+  });
+  client.on('reset', (e) => diag('reset', { ...e, note: 'the push service no longer knows this user agent: its subscriptions were dropped' }));
+  client.on('messageError', (e) => diag('message-error', { channelID: e.channelID, version: e.version, code: e.code, error: e.error.message }));
+  client.on('error', (err) => diag('error', { error: err.message }));
+  return client;
+}
+
+/** The line `listen` prints for a message. */
+export function messageLine(m: PushMessage): string {
+  const payload = m.empty ? { empty: true } : m.text !== undefined ? { text: m.text } : { base64: m.data.toString('base64') };
+  return JSON.stringify({ channelID: m.channelID, endpoint: m.endpoint, version: m.version, ...payload });
+}
+
+function createClient(cmd: Command, o: { state: string; server?: string; ca?: Buffer }): PushUserAgent {
+  try {
+    return withDiagnostics(new PushUserAgent({ statePath: o.state, server: o.server, ca: o.ca }));
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
+}
+
+const STATE_HELP = 'the state file: uaid, subscriptions and their private keys (JSON, mode 0600)';
 
 export function uaCommand(): Command {
-  return new Command('ua').description('A user agent: subscribe through a push service and listen for messages');
+  const ua = new Command('ua').description('A user agent: subscribe through a push service and listen for messages');
+
+  ua.command('subscribe')
+    .description(
+      'Subscribe and print the subscription JSON an application server needs, {"endpoint","expirationTime","keys":{"p256dh","auth"}}, on one line. ' +
+        'The state file is created when missing; running this against the state of a running `ua listen` pauses that listener for up to a minute.',
+    )
+    .requiredOption('--state <file>', STATE_HELP)
+    .option('--server <url>', 'the push service, ws(s):// or http(s):// (required when the state file does not exist yet)', parseServer)
+    .option('--vapid-key <key>', "restrict the subscription to this application server's VAPID public key (base64url)", parseVapidKey)
+    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
+    .action(async function (this: Command, o: { state: string; server?: string; vapidKey?: string; ca?: Buffer }) {
+      if (o.server === undefined && !existsSync(o.state)) {
+        this.error(`error: --server is required: state file ${o.state} does not exist yet`);
+      }
+      const client = createClient(this, o);
+      try {
+        await client.connect();
+        const subscription = await client.subscribe(o.vapidKey !== undefined ? { vapidKey: o.vapidKey } : {});
+        process.stdout.write(`${JSON.stringify(subscription)}\n`);
+      } catch (err) {
+        await client.close();
+        this.error(`error: ${(err as Error).message}`);
+      }
+      await client.close();
+    });
+
+  ua.command('listen')
+    .description(
+      'Receive messages and print each as one JSON line: {"channelID","endpoint","version"} plus "text" (valid UTF-8), ' +
+        '"base64" (other bytes) or "empty": true (no payload). Each is acknowledged after it was printed. ' +
+        'Reconnects when the connection drops; stops on SIGINT/SIGTERM (exit 0). Diagnostics go to stderr as JSON lines.',
+    )
+    .requiredOption('--state <file>', `${STATE_HELP}; made by \`ua subscribe\``)
+    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
+    .action(async function (this: Command, o: { state: string; ca?: Buffer }) {
+      const client = createClient(this, o);
+      if (client.subscriptions().length === 0) diag('warning', { message: `state file ${o.state} holds no subscriptions` });
+      // Acknowledged once written: a message that could not be written comes again next time.
+      client.on('message', async (m) => {
+        await new Promise<void>((resolve, reject) =>
+          process.stdout.write(`${messageLine(m)}\n`, (err) => (err ? reject(new RetryLater(err.message)) : resolve())),
+        );
+      });
+      let stopping = false;
+      const stop = (why: Record<string, unknown>, exitCode = 0) => {
+        if (stopping) return;
+        stopping = true;
+        diag('stopping', why);
+        client.close().then(() => {
+          process.exitCode = exitCode;
+          // Everything is closed, so the process ends by itself; this is a safety net.
+          setTimeout(() => process.exit(exitCode), 2_000).unref();
+        });
+      };
+      process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
+      process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }));
+      // The reader went away (`ua listen | head -1`): stop quietly; anything else is a failure.
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => stop({ stdout: err.code ?? err.message }, err.code === 'EPIPE' ? 0 : 1));
+      await client.connect({ retry: true }).catch(() => {
+        // only when closed before the first session: the signal handler finishes the exit
+      });
+    });
+
+  ua.command('unsubscribe')
+    .description('Delete a subscription at the push service and from the state file')
+    .requiredOption('--state <file>', STATE_HELP)
+    .requiredOption('--endpoint <url>', 'the push endpoint of the subscription (or its channelID)')
+    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
+    .action(async function (this: Command, o: { state: string; endpoint: string; ca?: Buffer }) {
+      const client = createClient(this, o);
+      if (!client.subscriptions().some((s) => s.endpoint === o.endpoint || s.channelID === o.endpoint.toLowerCase())) {
+        this.error(`error: --endpoint: state file ${o.state} has no subscription ${o.endpoint}`);
+      }
+      try {
+        await client.connect();
+        await client.unsubscribe(o.endpoint);
+        diag('unsubscribed', { endpoint: o.endpoint });
+      } catch (err) {
+        await client.close();
+        this.error(`error: ${(err as Error).message}`);
+      }
+      await client.close();
+    });
+
+  return ua;
 }

@@ -1,5 +1,6 @@
 // One user agent's WebSocket connection as an explicit state machine:
 // unidentified (waiting for hello) -> identified (registered with the router) -> closed.
+import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
@@ -49,9 +50,12 @@ type State = 'unidentified' | 'identified' | 'closed';
 /**
  * The `version` a user agent acknowledges: a stored message's id in base 36. Ephemeral ones
  * (id <= 0) get a form outside base 36 (`e-…`): a bare `e…` is also the version of a stored id
- * (`e1` = 505), so acking the ephemeral message would delete that stored one.
+ * (`e1` = 505), so acking the ephemeral message would delete that stored one. Their counter
+ * restarts with the process, so a per-process prefix keeps a new one from repeating a version
+ * the user agent saw before a restart (Firefox drops repeated versions).
  */
-const versionOf = (id: number): string => (id > 0 ? id.toString(36) : `e-${(-id).toString(36)}`);
+const EPHEMERAL_PREFIX = `e-${randomBytes(4).toString('hex')}-`;
+const versionOf = (id: number): string => (id > 0 ? id.toString(36) : EPHEMERAL_PREFIX + (-id).toString(36));
 const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
 
 export class Session implements Connection, HasDeadline {

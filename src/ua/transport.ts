@@ -1,0 +1,109 @@
+// What the PushUserAgent needs from a connection to a push service. The WebSocket protocol of
+// Firefox/autopush is one transport (websocket-client.ts); RFC 8030 over HTTP/2 can be another:
+// it keeps the same shape (a session, subscribe, receive, acknowledge), with its own wire format.
+
+/** The headers a message was encrypted with (the HTTP Content-Encoding, Encryption, Crypto-Key). */
+export interface EncodingHeaders {
+  encoding: string;
+  encryption?: string;
+  cryptoKey?: string;
+}
+
+/** A message as the push service delivered it, still encrypted. */
+export interface IncomingNotification {
+  channelID: string;
+  /** Names the message; the user agent acknowledges it. */
+  version: string;
+  /** Empty when the message has no payload. */
+  body: Buffer;
+  /** null when the message has no payload. */
+  headers: EncodingHeaders | null;
+}
+
+/** 100 delivered, 101 decryption failed, 102 not delivered (no such subscription). */
+export type AckCode = 100 | 101 | 102;
+
+export interface AckUpdate {
+  channelID: string;
+  version: string;
+  code: AckCode;
+}
+
+export type ConnectionEvent =
+  | { type: 'connecting'; url: string; attempt: number }
+  | {
+      type: 'disconnected';
+      url: string;
+      /** The WebSocket close code (1006: the connection failed or dropped without a close frame). */
+      code: number;
+      reason: string;
+      /** Why the connection failed, when it did not close cleanly. */
+      error?: string;
+      /** When the next attempt starts; null when the client gives up (closed, or the first attempt failed). */
+      retryInMs: number | null;
+    };
+
+/** Callbacks from a transport to its client; all are called synchronously, in wire order. */
+export interface TransportHandlers {
+  /** The uaid to resume the session with; null for a new user agent. */
+  uaid(): string | null;
+  /** The push service accepted the session. Called before any notification of that session. */
+  session(uaid: string): void;
+  notification(n: IncomingNotification): void;
+  status(e: ConnectionEvent): void;
+}
+
+export interface Transport {
+  readonly url: string;
+  /** True between the push service's hello and the end of that connection. */
+  readonly ready: boolean;
+  /**
+   * Starts connecting; resolves at the first session. With `retry` false a failed first attempt
+   * rejects (and the transport stops); with true it keeps trying. Dropped sessions are always
+   * re-established until close().
+   */
+  start(retry: boolean): Promise<void>;
+  /** Creates a subscription; resolves with its push endpoint URL. */
+  register(channelID: string, vapidKey: string | undefined): Promise<string>;
+  unregister(channelID: string): Promise<void>;
+  /** False when there is no session to send them on. */
+  ack(updates: AckUpdate[]): boolean;
+  /** Reports that a delivered message could not be handled (301: the handler threw). */
+  nack(version: string, code: number): boolean;
+  /** Ends the session and stops reconnecting. */
+  close(): Promise<void>;
+}
+
+/** Anything with pino's shape will do. */
+export interface UaLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export const silentLogger: UaLogger = { debug() {}, info() {}, warn() {} };
+
+export interface ReconnectOptions {
+  /** First delay after a failure (1 s); it doubles on each consecutive failure. */
+  initialDelayMs: number;
+  /** The delay stops doubling here (60 s). */
+  maxDelayMs: number;
+  /** After the push service asked to back off (close code 4774): at least this long (60 s). */
+  backoffDelayMs: number;
+  /** Each delay is randomly stretched or shrunk by up to this fraction (0.2) so clients spread out. */
+  jitter: number;
+}
+
+export const DEFAULT_RECONNECT: ReconnectOptions = {
+  initialDelayMs: 1_000,
+  maxDelayMs: 60_000,
+  backoffDelayMs: 60_000,
+  jitter: 0.2,
+};
+
+/** The delay before attempt number `failures + 1` (`failures` consecutive failed attempts so far). */
+export function reconnectDelay(failures: number, backoffRequested: boolean, o: ReconnectOptions, random = Math.random): number {
+  const exponential = Math.min(o.maxDelayMs, o.initialDelayMs * 2 ** Math.max(0, failures - 1));
+  const base = backoffRequested ? Math.max(exponential, o.backoffDelayMs) : exponential;
+  return Math.round(base * (1 + o.jitter * (2 * random() - 1)));
+}
