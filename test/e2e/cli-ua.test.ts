@@ -175,6 +175,44 @@ describe('ua subscribe + ua listen', () => {
     assert.equal(again.out.length, 1);
   });
 
+  test('the console on both sides: webpushd send (the SDK) to webpushd ua listen, both encodings', async () => {
+    const state = join(dir, 'console.json');
+    const sub = await subscribe(state, '--vapid-key', vapidKeys.publicKey);
+    const keysFile = join(dir, 'vapid.json');
+    writeFileSync(keysFile, JSON.stringify(vapidKeys));
+    const l = listen(['--state', state]);
+    await l.event('connected');
+    for (const encoding of ['aes128gcm', 'aesgcm']) {
+      const r = await run([
+        'send',
+        '--subscription',
+        JSON.stringify(sub),
+        '--data',
+        TEXT,
+        '--encoding',
+        encoding,
+        '--topic',
+        'console',
+        '--urgency',
+        'high',
+        '--vapid-keys',
+        keysFile,
+        '--vapid-subject',
+        'mailto:cli@example.com',
+      ]);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const outcome = JSON.parse(r.stdout) as Record<string, unknown>;
+      assert.equal(outcome.ok, true);
+      assert.equal(outcome.statusCode, 201);
+      assert.match(outcome.location as string, new RegExp(`^${server.url}/m/`));
+      const m = await l.next();
+      assert.equal(m.text, TEXT, encoding);
+      assert.equal(m.endpoint, sub.endpoint);
+    }
+    l.proc.kill('SIGINT');
+    assert.equal((await l.exited).code, 0);
+  });
+
   test('listen reconnects when the push service restarts and receives what is sent afterwards', async () => {
     const own = await startServerProcess();
     let current = own;

@@ -1,10 +1,11 @@
 // End to end with a real browser: an unmodified headless Firefox uses webpushd as its push
-// service, and the web-push npm library plays the application server.
+// service; the web-push npm library and the project's own SDK play the application server.
 // Set FIREFOX_PUSH_DEBUG=1 to add Firefox's push client log to the failure diagnostics.
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { after, describe, it, type TestContext } from 'node:test';
 import webPush from 'web-push';
+import { sendNotification } from '../../src/index.ts';
 import { createProfile, FIREFOX_BIN, launchFirefox, type Firefox } from '../helpers/firefox.ts';
 import { startPushTestPage, type PushTestPage, type SubscriptionJSON } from '../helpers/push-test-page.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -75,6 +76,16 @@ describe('headless Firefox using webpushd as its push service', { skip, timeout:
     const text = `live message ${Date.now()} ✓`;
     await expectStatus(await send(text), 201);
     assert.equal(await page.nextPush(), text);
+  });
+
+  step('a message sent with the SDK (aes128gcm and aesgcm) reaches the service worker', async () => {
+    const vapidDetails = { subject: 'mailto:e2e@example.com', publicKey: vapid.publicKey, privateKey: vapid.privateKey };
+    for (const contentEncoding of ['aes128gcm', 'aesgcm'] as const) {
+      const text = `sdk ${contentEncoding} ${Date.now()} ✓`;
+      const result = await sendNotification(subscription, text, { vapidDetails, TTL: 600, contentEncoding });
+      assert.equal(result.statusCode, 201);
+      assert.equal(await page.nextPush(), text);
+    }
   });
 
   step('a message sent while Firefox is closed arrives after a relaunch', async () => {
