@@ -67,6 +67,8 @@ export const NONCE_LENGTH = 12;
 export const HEADER_FIXED_LENGTH = 21;
 /** A record holds at least a delimiter and the tag. */
 export const MIN_RECORD_SIZE = TAG_LENGTH + 2;
+/** What every record holds besides data: the tag and at least the delimiter. */
+const RECORD_OVERHEAD = TAG_LENGTH + 1;
 const MAX_RECORD_SIZE = 0xffff_ffff;
 const DEFAULT_RECORD_SIZE = 4096;
 const MIN_IKM_LENGTH = 16;
@@ -158,7 +160,7 @@ export function encryptAes128gcm(params: Aes128gcmEncryptParams): Buffer {
   const capacity = rs - MIN_RECORD_SIZE + 1; // data + padding bytes per record
   const records = countRecords(plaintext.length, padding, capacity);
   const headerLength = HEADER_FIXED_LENGTH + keyid.length;
-  const total = headerLength + plaintext.length + padding + records * (TAG_LENGTH + 1);
+  const total = headerLength + plaintext.length + padding + records * RECORD_OVERHEAD;
   if (total > MAX_LENGTH) throw new EceError(`the encrypted body would be ${total} bytes, more than a Buffer holds`);
   const out = Buffer.allocUnsafe(total);
   salt.copy(out, 0);
@@ -212,15 +214,18 @@ function countRecords(data: number, padding: number, capacity: number): number {
 function resolveEncryptionKey(params: Aes128gcmEncryptParams, salt: Buffer): ContentKey {
   const { ikm, key } = params;
   if (ikm !== undefined && key !== undefined) throw new EceError('pass either ikm or key, not both');
-  if (key !== undefined) {
-    if (key.cek.length !== KEY_LENGTH) throw new EceError(`cek must be ${KEY_LENGTH} bytes, not ${key.cek.length}`);
-    if (key.nonce.length !== NONCE_LENGTH) {
-      throw new EceError(`nonce must be ${NONCE_LENGTH} bytes, not ${key.nonce.length}`);
-    }
-    return key;
-  }
+  if (key !== undefined) return checkContentKey(key);
   if (ikm === undefined) throw new EceError('an ikm or a key is required');
   return deriveAes128gcmKey(salt, checkIkm(ikm));
+}
+
+/** Throws EceError unless `key` holds a 16-byte CEK and a 12-byte nonce base. */
+export function checkContentKey(key: ContentKey): ContentKey {
+  if (key.cek.length !== KEY_LENGTH) throw new EceError(`cek must be ${KEY_LENGTH} bytes, not ${key.cek.length}`);
+  if (key.nonce.length !== NONCE_LENGTH) {
+    throw new EceError(`nonce must be ${NONCE_LENGTH} bytes, not ${key.nonce.length}`);
+  }
+  return key;
 }
 
 function checkIkm(ikm: unknown): Buffer {
@@ -266,28 +271,10 @@ export function decryptAes128gcm(body: Buffer, ikm: IkmSource): Aes128gcmDecrypt
   const keyid = body.subarray(HEADER_FIXED_LENGTH, headerLength);
   const content = body.subarray(headerLength);
   if (content.length === 0) throw new EceError('no records after the header (truncated body)');
-  const records = Math.ceil(content.length / rs);
-  const lastLength = content.length - (records - 1) * rs;
-  if (lastLength < TAG_LENGTH + 1) {
-    throw new EceError(
-      `truncated record: the final record is ${lastLength} bytes, a record needs at least ${TAG_LENGTH + 1}`,
-    );
-  }
+  checkFinalRecord(content.length, rs, RECORD_OVERHEAD);
 
   const key = deriveAes128gcmKey(salt, checkIkm(typeof ikm === 'function' ? callKeyFunction(ikm, keyid) : ikm));
-  const cek = latin1Key(key.cek);
-  if (records === 1) {
-    return { plaintext: decryptRecord(cek, key.nonce, 0, content, true), keyid, salt, rs };
-  }
-  const plaintext = Buffer.allocUnsafe(content.length - records * (TAG_LENGTH + 1));
-  let written = 0;
-  for (let seq = 0; seq < records; seq++) {
-    const start = seq * rs;
-    const last = seq === records - 1;
-    const data = decryptRecord(cek, key.nonce, seq, content.subarray(start, last ? content.length : start + rs), last);
-    written += data.copy(plaintext, written);
-  }
-  return { plaintext: plaintext.subarray(0, written), keyid, salt, rs };
+  return { plaintext: decryptRecords(content, rs, RECORD_OVERHEAD, key, unpadRecord), keyid, salt, rs };
 }
 
 function callKeyFunction(fn: (keyid: Buffer) => Buffer, keyid: Buffer): Buffer {
@@ -299,8 +286,46 @@ function callKeyFunction(fn: (keyid: Buffer) => Buffer, keyid: Buffer): Buffer {
   }
 }
 
-/** Decrypts one record and strips its delimiter and padding. */
-function decryptRecord(cek: string, nonceBase: Buffer, seq: number, record: Buffer, last: boolean): Buffer {
+/**
+ * Throws EceError unless the final of the records of `chunk` bytes that `length` bytes make
+ * holds at least `minimum` bytes.
+ */
+export function checkFinalRecord(length: number, chunk: number, minimum: number): void {
+  const lastLength = length - (Math.ceil(length / chunk) - 1) * chunk;
+  if (lastLength < minimum) {
+    throw new EceError(`truncated record: the final record is ${lastLength} bytes, a record needs at least ${minimum}`);
+  }
+}
+
+/**
+ * Decrypts `content` cut into records of `chunk` bytes (the final one may be shorter, but the
+ * caller has checked it holds at least `overhead` bytes, as every record does: the tag and the
+ * least padding): AES-128-GCM per record, the tag last, then `unpad` takes each record's data
+ * out of its padded plaintext. Returns the data of all records, concatenated.
+ */
+export function decryptRecords(
+  content: Buffer,
+  chunk: number,
+  overhead: number,
+  key: ContentKey,
+  unpad: (padded: Buffer, seq: number, last: boolean) => Buffer,
+): Buffer {
+  const cek = latin1Key(key.cek);
+  const records = Math.ceil(content.length / chunk);
+  if (records === 1) return unpad(openRecord(cek, key.nonce, 0, content), 0, true);
+  const plaintext = Buffer.allocUnsafe(content.length - records * overhead);
+  let written = 0;
+  for (let seq = 0; seq < records; seq++) {
+    const start = seq * chunk;
+    const last = seq === records - 1;
+    const record = content.subarray(start, last ? content.length : start + chunk);
+    written += unpad(openRecord(cek, key.nonce, seq, record), seq, last).copy(plaintext, written);
+  }
+  return plaintext.subarray(0, written);
+}
+
+/** Decrypts and authenticates record `seq`; returns its padded plaintext. */
+function openRecord(cek: string, nonceBase: Buffer, seq: number, record: Buffer): Buffer {
   const tagStart = record.length - TAG_LENGTH;
   const decipher = gcmDecipher(cek, recordNonce(nonceBase, seq));
   decipher.setAuthTag(record.subarray(tagStart));
@@ -310,6 +335,11 @@ function decryptRecord(cek: string, nonceBase: Buffer, seq: number, record: Buff
   } catch (err) {
     throw new EceError(`record ${seq}: authentication failed (wrong key, or the body was altered)`, { cause: err });
   }
+  return padded;
+}
+
+/** Strips a decrypted record's delimiter and padding. */
+function unpadRecord(padded: Buffer, seq: number, last: boolean): Buffer {
   let i = padded.length - 1;
   while (i >= 0 && padded[i] === 0) i--;
   if (i < 0) throw new EceError(`record ${seq}: no padding delimiter (the record is all zeros)`);

@@ -13,9 +13,11 @@ import {
   KEY_LENGTH,
   NONCE_LENGTH,
   TAG_LENGTH,
+  checkContentKey,
+  checkFinalRecord,
   checkPadding,
+  decryptRecords,
   gcmCipher,
-  gcmDecipher,
   hmacSha256,
   latin1Key,
   recordNonce,
@@ -30,6 +32,8 @@ const PAD_LENGTH_SIZE = 2;
 const MAX_RECORD_PADDING = 0xffff;
 /** A record's plaintext holds the padding length; the final record must be shorter than rs. */
 const MIN_RECORD_SIZE = PAD_LENGTH_SIZE + 1;
+/** What every record holds besides data: the padding length and the tag. */
+const RECORD_OVERHEAD = PAD_LENGTH_SIZE + TAG_LENGTH;
 
 const AUTH_INFO = Buffer.from('Content-Encoding: auth\0\x01', 'latin1');
 const CEK_INFO = Buffer.from('Content-Encoding: aesgcm\0', 'latin1');
@@ -89,7 +93,7 @@ export function encryptAesgcm(params: AesgcmEncryptParams): Buffer {
   if (!(plaintext instanceof Uint8Array)) throw new EceError('plaintext must be a Buffer');
   const rs = checkRecordSize(params.rs ?? DEFAULT_AESGCM_RECORD_SIZE);
   const padding = checkPadding(params.padding ?? 0);
-  checkKey(key);
+  checkContentKey(key);
   const capacity = rs - PAD_LENGTH_SIZE; // padding + data bytes per record
   if (plaintext.length + padding > MAX_LENGTH) {
     throw new EceError(`plaintext + padding is ${plaintext.length + padding} bytes, more than a Buffer holds`);
@@ -114,7 +118,7 @@ export function encryptAesgcm(params: AesgcmEncryptParams): Buffer {
   }
 
   const records = layout.length / 2;
-  const out = Buffer.allocUnsafe(plaintext.length + padding + records * (PAD_LENGTH_SIZE + TAG_LENGTH));
+  const out = Buffer.allocUnsafe(plaintext.length + padding + records * RECORD_OVERHEAD);
   const cek = latin1Key(key.cek);
   let pos = 0;
   let dataStart = 0;
@@ -139,39 +143,18 @@ export function encryptAesgcm(params: AesgcmEncryptParams): Buffer {
 export function decryptAesgcm(body: Buffer, key: ContentKey, rs = DEFAULT_AESGCM_RECORD_SIZE): Buffer {
   if (!(body instanceof Uint8Array)) throw new EceError('body must be a Buffer');
   checkRecordSize(rs);
-  checkKey(key);
+  checkContentKey(key);
   if (body.length === 0) throw new EceError('empty body: an aesgcm body holds at least one record');
   const chunk = rs + TAG_LENGTH;
   if (body.length % chunk === 0) {
     throw new EceError(`truncated body: the final record is full-size (${chunk} bytes); it must be shorter than rs`);
   }
-  const records = Math.ceil(body.length / chunk);
-  const lastLength = body.length - (records - 1) * chunk;
-  if (lastLength < PAD_LENGTH_SIZE + TAG_LENGTH) {
-    throw new EceError(`truncated record: the final record is ${lastLength} bytes, a record needs at least 18`);
-  }
-  const cek = latin1Key(key.cek);
-  if (records === 1) return decryptRecord(cek, key.nonce, 0, body);
-  const plaintext = Buffer.allocUnsafe(body.length - records * (PAD_LENGTH_SIZE + TAG_LENGTH));
-  let written = 0;
-  for (let seq = 0; seq < records; seq++) {
-    const start = seq * chunk;
-    const data = decryptRecord(cek, key.nonce, seq, body.subarray(start, Math.min(start + chunk, body.length)));
-    written += data.copy(plaintext, written);
-  }
-  return plaintext.subarray(0, written);
+  checkFinalRecord(body.length, chunk, RECORD_OVERHEAD);
+  return decryptRecords(body, chunk, RECORD_OVERHEAD, key, unpadRecord);
 }
 
-function decryptRecord(cek: string, nonceBase: Buffer, seq: number, record: Buffer): Buffer {
-  const tagStart = record.length - TAG_LENGTH;
-  const decipher = gcmDecipher(cek, recordNonce(nonceBase, seq));
-  decipher.setAuthTag(record.subarray(tagStart));
-  const padded = decipher.update(record.subarray(0, tagStart));
-  try {
-    decipher.final();
-  } catch (err) {
-    throw new EceError(`record ${seq}: authentication failed (wrong key, or the body was altered)`, { cause: err });
-  }
+/** Strips a decrypted record's padding length and padding. */
+function unpadRecord(padded: Buffer, seq: number): Buffer {
   const pad = padded.readUInt16BE(0);
   const dataStart = PAD_LENGTH_SIZE + pad;
   if (dataStart > padded.length) {
@@ -188,11 +171,4 @@ function checkRecordSize(rs: number): number {
     throw new EceError(`aesgcm record size rs must be an integer from ${MIN_RECORD_SIZE} to 4294967295, not ${rs}`);
   }
   return rs;
-}
-
-function checkKey(key: ContentKey): void {
-  if (key.cek.length !== KEY_LENGTH) throw new EceError(`cek must be ${KEY_LENGTH} bytes, not ${key.cek.length}`);
-  if (key.nonce.length !== NONCE_LENGTH) {
-    throw new EceError(`nonce must be ${NONCE_LENGTH} bytes, not ${key.nonce.length}`);
-  }
 }

@@ -17,17 +17,14 @@ import { createECDH, createPublicKey, diffieHellman, randomBytes } from 'node:cr
 import { takeSenderKeyPair } from './sender-keys.ts';
 import type { KeyObject } from 'node:crypto';
 import { EceError } from './aes128gcm.ts';
+import { P256_POINT_LENGTH, p256PointProblem } from '../common/p256.ts';
 
 export { EceError };
 
 const CURVE = 'prime256v1';
-export const PUBLIC_KEY_LENGTH = 65;
+export const PUBLIC_KEY_LENGTH = P256_POINT_LENGTH;
 export const PRIVATE_KEY_LENGTH = 32;
 export const AUTH_SECRET_LENGTH = 16;
-
-// P-256 domain parameters (SEC 2): y^2 = x^3 - 3x + b over GF(p).
-const P256_P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
-const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
 
 export interface UserAgentKeys {
   /** 65-byte uncompressed P-256 point */
@@ -59,22 +56,18 @@ function fixedLength(scalar: Buffer): Buffer {
  */
 export function validatePublicKey(key: Buffer, what = 'public key'): void {
   if (!(key instanceof Uint8Array)) throw new EceError(`${what} must be a Buffer`);
-  if (key.length === 33 && (key[0] === 2 || key[0] === 3)) {
-    throw new EceError(`${what} is a compressed point; the 65-byte uncompressed form is required`);
+  switch (p256PointProblem(key)) {
+    case undefined:
+      return;
+    case 'compressed':
+      throw new EceError(`${what} is a compressed point; the 65-byte uncompressed form is required`);
+    case 'length':
+      throw new EceError(`${what} must be a 65-byte uncompressed P-256 point, not ${key.length} bytes`);
+    case 'prefix':
+      throw new EceError(`${what} does not start with 0x04 (uncompressed point)`);
+    case 'off-curve':
+      throw new EceError(`${what} is not a point on the P-256 curve`);
   }
-  if (key.length !== PUBLIC_KEY_LENGTH) {
-    throw new EceError(`${what} must be a 65-byte uncompressed P-256 point, not ${key.length} bytes`);
-  }
-  if (key[0] !== 4) throw new EceError(`${what} does not start with 0x04 (uncompressed point)`);
-  if (!isOnP256(key)) throw new EceError(`${what} is not a point on the P-256 curve`);
-}
-
-function isOnP256(point: Buffer): boolean {
-  const x = BigInt(`0x${point.toString('hex', 1, 33)}`);
-  const y = BigInt(`0x${point.toString('hex', 33, 65)}`);
-  if (x >= P256_P || y >= P256_P) return false;
-  const rhs = (((x * x) % P256_P) * x - 3n * x + P256_B) % P256_P;
-  return ((y * y) % P256_P - rhs + P256_P) % P256_P === 0n;
 }
 
 function checkPrivateKey(key: Buffer, what: string): void {

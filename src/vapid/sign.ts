@@ -3,6 +3,7 @@
 import { createECDH, createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { VapidError, decodeVapidPublicKey } from './verify.ts';
+import { p256Jwk } from '../common/p256.ts';
 
 type VapidKeys = {
   /** base64url raw 65-byte uncompressed P-256 point */
@@ -40,14 +41,7 @@ function privateKeyFor(keys: VapidKeys): KeyObject {
 }
 
 function importPrivateKey(point: Buffer, d: string): KeyObject {
-  const jwk = {
-    kty: 'EC',
-    crv: 'P-256',
-    d,
-    x: point.subarray(1, 33).toString('base64url'),
-    y: point.subarray(33).toString('base64url'),
-  };
-  return createPrivateKey({ key: jwk, format: 'jwk' });
+  return createPrivateKey({ key: { ...p256Jwk(point), d }, format: 'jwk' });
 }
 
 function signClaims(claims: { aud: string; exp: number; sub?: string }, key: KeyObject): string {

@@ -3,6 +3,7 @@
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { VapidCredentials } from './authorization.ts';
+import { p256Jwk, p256PointProblem } from '../common/p256.ts';
 
 export type VapidClaims = { aud: string; exp: number; sub?: string };
 
@@ -20,10 +21,6 @@ export class VapidError extends Error {
 /** RFC 8292 4.2: a token may not be valid for more than 24 hours. */
 const MAX_TOKEN_LIFETIME = 86_400;
 
-// P-256 domain parameters (SEC 2): y^2 = x^3 - 3x + b over GF(p).
-const P256_P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
-const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
-
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /** base64url (with or without `=` padding) -> validated 65-byte uncompressed P-256 point. */
@@ -31,22 +28,19 @@ export function decodeVapidPublicKey(key: string): Buffer {
   const unpadded = key.replace(/=+$/, '');
   if (!BASE64URL.test(unpadded)) throw new VapidError('k is not base64url');
   const point = Buffer.from(unpadded, 'base64url');
-  if (point.length === 33 && (point[0] === 2 || point[0] === 3)) {
-    throw new VapidError('k is a compressed point; VAPID needs the 65-byte uncompressed form');
+  // Checked here rather than left to the key import so that publicKeyHash needs no KeyObject.
+  switch (p256PointProblem(point)) {
+    case undefined:
+      return point;
+    case 'compressed':
+      throw new VapidError('k is a compressed point; VAPID needs the 65-byte uncompressed form');
+    case 'length':
+      throw new VapidError(`k must be a 65-byte P-256 point, not ${point.length} bytes`);
+    case 'prefix':
+      throw new VapidError('k does not start with 0x04 (uncompressed point)');
+    case 'off-curve':
+      throw new VapidError('k is not a point on the P-256 curve');
   }
-  if (point.length !== 65) throw new VapidError(`k must be a 65-byte P-256 point, not ${point.length} bytes`);
-  if (point[0] !== 4) throw new VapidError('k does not start with 0x04 (uncompressed point)');
-  if (!isOnP256(point)) throw new VapidError('k is not a point on the P-256 curve');
-  return point;
-}
-
-/** Checked here rather than left to the key import so that publicKeyHash needs no KeyObject. */
-function isOnP256(point: Buffer): boolean {
-  const x = BigInt(`0x${point.toString('hex', 1, 33)}`);
-  const y = BigInt(`0x${point.toString('hex', 33, 65)}`);
-  if (x >= P256_P || y >= P256_P) return false;
-  const rhs = (((x * x) % P256_P) * x - 3n * x + P256_B) % P256_P;
-  return ((y * y) % P256_P - rhs + P256_P) % P256_P === 0n;
 }
 
 /** Binds a restricted subscription to its key without storing the key itself. */
@@ -55,14 +49,7 @@ export function publicKeyHash(publicKey: string): Buffer {
 }
 
 function importPublicKey(publicKey: string): KeyObject {
-  const point = decodeVapidPublicKey(publicKey);
-  const jwk = {
-    kty: 'EC',
-    crv: 'P-256',
-    x: point.subarray(1, 33).toString('base64url'),
-    y: point.subarray(33).toString('base64url'),
-  };
-  return createPublicKey({ key: jwk, format: 'jwk' });
+  return createPublicKey({ key: p256Jwk(decodeVapidPublicKey(publicKey)), format: 'jwk' });
 }
 
 export function verifyVapidToken(creds: VapidCredentials, expectedAudience: string, nowSeconds: number): VapidClaims {

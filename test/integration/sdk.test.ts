@@ -4,12 +4,11 @@
 // src/crypto's decryptMessage; generateRequestDetails' output also with `http_ece`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createECDH, randomBytes, randomUUID, type ECDH } from 'node:crypto';
+import { randomUUID, type ECDH } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import webpush from 'web-push';
 import {
   PushClient,
@@ -22,19 +21,10 @@ import {
   type RequestOptions,
 } from '../../src/index.ts';
 import { decryptMessage } from '../../src/crypto/webpush.ts';
+import { createSubscriberKeys, decryptWithHttpEce, privateKeyOf } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
-
-interface EceDecryptParams {
-  version: 'aes128gcm' | 'aesgcm';
-  privateKey: ECDH;
-  authSecret: string;
-  salt?: string;
-  dh?: string;
-}
-// http_ece ships no type declarations
-const ece = createRequire(import.meta.url)('http_ece') as { decrypt(body: Buffer, params: EceDecryptParams): Buffer };
 
 interface Service {
   server: TestServer;
@@ -84,26 +74,8 @@ async function subscribe(service: Service, restrictTo?: string): Promise<Receive
   const channelID = randomUUID();
   const reply = await service.ua.register(channelID, restrictTo);
   assert.equal(reply.status, 200);
-  const ecdh = createECDH('prime256v1');
-  ecdh.generateKeys();
-  return {
-    service,
-    channelID,
-    ecdh,
-    subscription: {
-      endpoint: reply.pushEndpoint as string,
-      keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
-    },
-  };
-}
-
-function param(header: unknown, name: string): string | undefined {
-  if (typeof header !== 'string') return undefined;
-  for (const part of header.split(/[;,]/)) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
+  const { ecdh, keys } = createSubscriberKeys();
+  return { service, channelID, ecdh, subscription: { endpoint: reply.pushEndpoint as string, keys } };
 }
 
 /** The receiver's next notification, acknowledged and decrypted (undefined: no data). */
@@ -116,7 +88,7 @@ async function receive(r: Receiver): Promise<string | undefined> {
   const plaintext = decryptMessage(
     Buffer.from(n.data as string, 'base64url'),
     { encoding: headers.encoding!, encryption: headers.encryption, cryptoKey: headers.crypto_key },
-    { publicKey: r.ecdh.getPublicKey(), privateKey: r.ecdh.getPrivateKey(), auth: Buffer.from(r.subscription.keys.auth, 'base64url') },
+    { publicKey: r.ecdh.getPublicKey(), privateKey: privateKeyOf(r.ecdh), auth: Buffer.from(r.subscription.keys.auth, 'base64url') },
   );
   return plaintext.toString('utf8');
 }
@@ -278,9 +250,7 @@ async function scriptedServer(script: { status: number; headers?: Record<string,
 }
 
 function fakeSubscription(endpoint: string): PushSubscription {
-  const ecdh = createECDH('prime256v1');
-  ecdh.generateKeys();
-  return { endpoint, keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') } };
+  return { endpoint, keys: createSubscriberKeys().keys };
 }
 
 describe('headers on the wire', () => {
@@ -695,10 +665,9 @@ describe('validation: the same errors as web-push', () => {
 
 describe('generateRequestDetails', () => {
   test('the request web-push would build, decryptable by the subscriber', () => {
-    const ecdh = createECDH('prime256v1');
-    ecdh.generateKeys();
-    const auth = randomBytes(16).toString('base64url');
-    const sub = { endpoint: 'https://push.example.net/wpush/v1/abc', keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth } };
+    const { ecdh, keys } = createSubscriberKeys();
+    const { auth } = keys;
+    const sub = { endpoint: 'https://push.example.net/wpush/v1/abc', keys };
     const d = generateRequestDetails(sub, TEXT, { TTL: 10, topic: 'abc', vapidDetails });
     assert.equal(d.method, 'POST');
     assert.equal(d.endpoint, sub.endpoint);
@@ -706,15 +675,12 @@ describe('generateRequestDetails', () => {
     const w = webpush.generateRequestDetails(sub, TEXT, { TTL: 10, topic: 'abc', vapidDetails });
     assert.deepEqual(Object.keys(d.headers), Object.keys(w.headers));
     assert.equal(d.headers['Content-Length'], String(w.headers['Content-Length']));
-    assert.equal(ece.decrypt(d.body!, { version: 'aes128gcm', privateKey: ecdh, authSecret: auth }).toString(), TEXT);
+    assert.equal(decryptWithHttpEce(d.body!, 'aes128gcm', ecdh, auth).toString(), TEXT);
 
     const g = generateRequestDetails(sub, TEXT, { contentEncoding: 'aesgcm' });
-    const plain = ece.decrypt(g.body!, {
-      version: 'aesgcm',
-      privateKey: ecdh,
-      authSecret: auth,
-      salt: param(g.headers.Encryption, 'salt')!,
-      dh: param(g.headers['Crypto-Key'], 'dh')!,
+    const plain = decryptWithHttpEce(g.body!, 'aesgcm', ecdh, auth, {
+      encryption: g.headers.Encryption,
+      cryptoKey: g.headers['Crypto-Key'],
     });
     assert.equal(plain.toString(), TEXT);
   });

@@ -2,7 +2,7 @@
 // encrypts and signs (generateRequestDetails), fetch sends, PushUserAgent receives and decrypts.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createECDH, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
 import type { PushMessage } from '../../src/ua/message.ts';
 import { StateError, readState } from '../../src/ua/state.ts';
 import { DEFAULT_RECONNECT, reconnectDelay } from '../../src/ua/transport.ts';
+import { createSubscriberKeys } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type Encoding = 'aes128gcm' | 'aesgcm';
@@ -118,15 +119,49 @@ async function sendOk(sub: PushSubscriptionJSON, payload: string | Buffer | null
   assert.equal(await send(sub, payload, o), 201);
 }
 
-/** Records the frames user agents send (PushUserAgent uses the same `ws` module). */
-function recordFrames(): { frames: Record<string, unknown>[]; stop(): void } {
-  const frames: Record<string, unknown>[] = [];
+type Frame = Record<string, unknown>;
+
+/** Runs `body` while recording the frames user agents send (PushUserAgent uses the same `ws` module). */
+async function withSentFrames(body: (frames: Frame[]) => Promise<void>): Promise<void> {
+  const frames: Frame[] = [];
   const original = WebSocket.prototype.send;
   WebSocket.prototype.send = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
-    if (typeof data === 'string') frames.push(JSON.parse(data) as Record<string, unknown>);
+    if (typeof data === 'string') frames.push(JSON.parse(data) as Frame);
     return (original as (...a: unknown[]) => void).call(this, data, ...rest);
   } as typeof original;
-  return { frames, stop: () => (WebSocket.prototype.send = original) };
+  try {
+    await body(frames);
+  } finally {
+    WebSocket.prototype.send = original;
+  }
+}
+
+/** The ack frames among `frames`, each as its first (the client's only) update. */
+function acks(frames: Frame[]): { version: string; code: number }[] {
+  return frames.filter((f) => f.messageType === 'ack').map((f) => (f.updates as { version: string; code: number }[])[0]!);
+}
+
+/**
+ * Runs `body` against a server of its own, which it can stop and start again: on the same port
+ * and data dir, so at the same URL and with the same data (unless the test removes it).
+ */
+async function withOwnServer(
+  body: (own: { url: string; dataDir: string; stop(): Promise<void>; start(): Promise<void> }) => Promise<void>,
+): Promise<void> {
+  let current = await startTestServer();
+  const { url, port, dataDir } = current;
+  try {
+    await body({
+      url,
+      dataDir,
+      stop: () => current.close(),
+      start: async () => {
+        current = await startTestServer({ port, dataDir });
+      },
+    });
+  } finally {
+    await current.close();
+  }
 }
 
 async function until(check: () => boolean, ms = 3000): Promise<void> {
@@ -246,25 +281,21 @@ describe('receiving', () => {
     assert.equal(m.endpoint, sub.endpoint);
   });
 
-  test('messages() iterates in order and acknowledges each after the loop body', async () => {
-    const rec = recordFrames();
-    try {
+  test('messages() iterates in order and acknowledges each after the loop body', () =>
+    withSentFrames(async (frames) => {
       const client = await open({});
       const sub = await client.subscribe();
       for (const text of ['one', 'two', 'three']) await sendOk(sub, text);
       const seen: string[] = [];
       for await (const m of client.messages()) {
-        const acked = () => rec.frames.some((f) => f.messageType === 'ack' && JSON.stringify(f).includes(`"${m.version}"`));
+        const acked = () => frames.some((f) => f.messageType === 'ack' && JSON.stringify(f).includes(`"${m.version}"`));
         assert.equal(acked(), false, 'not acknowledged while the loop body runs');
         seen.push(m.text!);
         if (seen.length === 3) break;
       }
       assert.deepEqual(seen, ['one', 'two', 'three']);
-      await until(() => rec.frames.filter((f) => f.messageType === 'ack').length === 3);
-    } finally {
-      rec.stop();
-    }
-  });
+      await until(() => acks(frames).length === 3);
+    }));
 
   test('messages arriving before a listener is added are held, not lost', async () => {
     const statePath = newStatePath();
@@ -319,9 +350,8 @@ describe('receiving', () => {
     assert.deepEqual(reset, []);
   });
 
-  test('a listener that throws: the message is acknowledged (100), a nack (301) sent, an error reported', async () => {
-    const rec = recordFrames();
-    try {
+  test('a listener that throws: the message is acknowledged (100), a nack (301) sent, an error reported', () =>
+    withSentFrames(async (frames) => {
       const client = await open({});
       const sub = await client.subscribe();
       client.on('message', (m) => {
@@ -334,14 +364,10 @@ describe('receiving', () => {
       assert.equal((await messages.next()).text, 'boom'); // the other listener still ran
       await sendOk(sub, 'fine');
       assert.equal((await messages.next()).text, 'fine');
-      await until(() => rec.frames.filter((f) => f.messageType === 'ack').length === 2);
-      const acks = rec.frames.filter((f) => f.messageType === 'ack').map((f) => (f.updates as { code: number }[])[0]!.code);
-      assert.deepEqual(acks, [100, 100]);
-      assert.equal(rec.frames.filter((f) => f.messageType === 'nack' && f.code === 301).length, 1);
-    } finally {
-      rec.stop();
-    }
-  });
+      await until(() => acks(frames).length === 2);
+      assert.deepEqual(acks(frames).map((a) => a.code), [100, 100]);
+      assert.equal(frames.filter((f) => f.messageType === 'nack' && f.code === 301).length, 1);
+    }));
   test('a listener throwing RetryLater leaves the message unacknowledged: it comes again on the next connection', async () => {
     const statePath = newStatePath();
     const first = await open({ statePath });
@@ -368,18 +394,16 @@ describe('receiving', () => {
 });
 
 describe('failures', () => {
-  test('a message that cannot be decrypted is acknowledged with 101 and reported; the client keeps working', async () => {
-    const rec = recordFrames();
-    try {
+  test('a message that cannot be decrypted is acknowledged with 101 and reported; the client keeps working', () =>
+    withSentFrames(async (frames) => {
       const statePath = newStatePath();
       const client = await open({ statePath });
       const messages = inbox(client);
       const sub = await client.subscribe();
 
       // Valid structure (web-push encrypts it properly) for the wrong keys.
-      const ecdh = createECDH('prime256v1');
-      ecdh.generateKeys();
-      const wrong = { ...sub, keys: { p256dh: ecdh.getPublicKey('base64url'), auth: randomBytes(16).toString('base64url') } };
+      const { ecdh, keys } = createSubscriberKeys();
+      const wrong = { ...sub, keys };
       for (const encoding of ['aes128gcm', 'aesgcm'] as const) {
         const reported = nextEvent<MessageErrorEvent>(client, 'messageError');
         await sendOk(wrong, 'unreadable', { encoding });
@@ -399,8 +423,7 @@ describe('failures', () => {
       assert.equal((await messages.next()).text, 'still working');
       assert.equal(messages.received.length, 0);
 
-      const acks = rec.frames.filter((f) => f.messageType === 'ack').map((f) => (f.updates as { code: number }[])[0]!.code);
-      assert.deepEqual(acks, [101, 101, 101, 100]);
+      assert.deepEqual(acks(frames).map((a) => a.code), [101, 101, 101, 100]);
 
       // 101 ends the message: it is not sent again
       await client.close();
@@ -408,16 +431,10 @@ describe('failures', () => {
       const later = inbox(again);
       await sendOk(sub, 'next');
       assert.equal((await later.next()).text, 'next');
-    } finally {
-      rec.stop();
-    }
-  });
+    }));
 
-  test('server restart: the client reconnects by itself and receives what is sent afterwards', async () => {
-    const own = await startTestServer();
-    const { port, dataDir } = own;
-    let current: TestServer = own;
-    try {
+  test('server restart: the client reconnects by itself and receives what is sent afterwards', () =>
+    withOwnServer(async (own) => {
       const statePath = newStatePath();
       const client = await open({ server: own.url, statePath });
       const messages = inbox(client);
@@ -426,25 +443,19 @@ describe('failures', () => {
       const sub = await client.subscribe();
       const uaid = client.uaid;
 
-      await own.close();
+      await own.stop();
       await until(() => !client.connected);
-      current = await startTestServer({ port, dataDir });
+      await own.start();
       await until(() => client.connected, 5000);
       assert.equal(client.uaid, uaid);
       assert.equal(disconnects[0], 1001, 'the server said it was going away');
 
       await sendOk(sub, 'after the restart');
       assert.equal((await messages.next()).text, 'after the restart');
-    } finally {
-      await current.close();
-    }
-  });
+    }));
 
-  test('reset: a server that lost its data is detected; the subscriptions are dropped and reported', async () => {
-    const own = await startTestServer();
-    const { port, dataDir } = own;
-    let current: TestServer = own;
-    try {
+  test('reset: a server that lost its data is detected; the subscriptions are dropped and reported', () =>
+    withOwnServer(async (own) => {
       const statePath = newStatePath();
       const client = await open({ server: own.url, statePath });
       const a = await client.subscribe();
@@ -452,9 +463,9 @@ describe('failures', () => {
       const uaid = client.uaid!;
       const reset = nextEvent<ResetEvent>(client, 'reset');
 
-      await own.close();
-      rmSync(dataDir, { recursive: true, force: true });
-      current = await startTestServer({ port, dataDir });
+      await own.stop();
+      rmSync(own.dataDir, { recursive: true, force: true });
+      await own.start();
 
       const e = await reset;
       assert.equal(e.previousUaid, uaid);
@@ -471,10 +482,7 @@ describe('failures', () => {
       const c = await client.subscribe();
       await sendOk(c, 'new life');
       assert.equal((await messages.next()).text, 'new life');
-    } finally {
-      await current.close();
-    }
-  });
+    }));
 
   test('a second client on the same state file (ua subscribe next to ua listen): the listener picks up its subscription', async () => {
     const statePath = newStatePath();
@@ -525,12 +533,12 @@ describe('failures', () => {
 async function fakeService(options: { autoPong?: boolean; uaid?: string } = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', autoPong: options.autoPong ?? true });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  const received: Record<string, unknown>[] = [];
+  const received: Frame[] = [];
   const sockets: WebSocket[] = [];
   wss.on('connection', (ws) => {
     sockets.push(ws);
     ws.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as Record<string, unknown>;
+      const m = JSON.parse(data.toString()) as Frame;
       received.push(m);
       if (m.messageType === 'hello') {
         ws.send(JSON.stringify({ messageType: 'hello', uaid: options.uaid ?? 'f'.repeat(32), status: 200, use_webpush: true, broadcasts: {} }));
@@ -544,7 +552,7 @@ async function fakeService(options: { autoPong?: boolean; uaid?: string } = {}) 
     url: `ws://127.0.0.1:${port}/`,
     received,
     sockets,
-    acks: () => received.filter((f) => f.messageType === 'ack').map((f) => (f.updates as { version: string; code: number }[])[0]!),
+    acks: () => acks(received),
     send: (frame: unknown) => sockets.at(-1)!.send(JSON.stringify(frame)),
     close: () =>
       new Promise<void>((resolve) => {

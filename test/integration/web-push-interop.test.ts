@@ -3,31 +3,13 @@
 // what arrives with `http_ece` (an independent RFC 8188/8291 implementation).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createECDH, randomBytes, randomUUID, type ECDH } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomUUID, type ECDH } from 'node:crypto';
 import https from 'node:https';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import webpush from 'web-push';
+import { createSubscriberKeys, decryptWithHttpEce, type ContentEncoding } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
-
-interface EceDecryptParams {
-  version: 'aes128gcm' | 'aesgcm';
-  privateKey: ECDH;
-  /** base64url */
-  authSecret: string;
-  /** aesgcm only, base64url */
-  salt?: string;
-  /** aesgcm only: the sender's public key, base64url */
-  dh?: string;
-}
-// http_ece ships no type declarations
-const ece = createRequire(import.meta.url)('http_ece') as { decrypt(body: Buffer, params: EceDecryptParams): Buffer };
-
-type ContentEncoding = 'aes128gcm' | 'aesgcm';
 
 /** A user agent's subscription as a browser would hand it to the application server. */
 interface Receiver {
@@ -36,8 +18,7 @@ interface Receiver {
   subscription: webpush.PushSubscription;
 }
 
-let dir: string;
-let ca: Buffer;
+let cert: TestCertificate;
 let agent: https.Agent;
 let server: TestServer;
 let ua: TestUserAgent;
@@ -45,24 +26,12 @@ const vapidKeys = webpush.generateVAPIDKeys();
 const SUBJECT = 'mailto:interop@example.com';
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'webpushd-tls-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1',
-      '-keyout', key, '-out', cert,
-    ],
-    { stdio: 'pipe' },
-  );
-  ca = readFileSync(cert);
-  agent = new https.Agent({ ca });
-  server = await startTestServer({ tlsCert: cert, tlsKey: key });
+  cert = createTestCertificate();
+  agent = new https.Agent({ ca: cert.cert });
+  server = await startTestServer({ tlsCert: cert.certFile, tlsKey: cert.keyFile });
   assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   assert.match(server.wsUrl, /^wss:\/\//);
-  ua = await TestUserAgent.connect(server.wsUrl, 'push-notification', { ca });
+  ua = await TestUserAgent.connect(server.wsUrl, 'push-notification', { ca: cert.cert });
   await ua.hello();
 });
 
@@ -70,7 +39,7 @@ after(async () => {
   if (ua && ua.ws.readyState === ua.ws.OPEN) await ua.close();
   agent?.destroy();
   await server?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  cert?.remove();
 });
 
 /** Registers a channel (restricted to `key` when given) with a fresh P-256 key pair and auth secret. */
@@ -80,25 +49,8 @@ async function subscribe(key?: string): Promise<Receiver> {
   assert.equal(reply.status, 200);
   const endpoint = reply.pushEndpoint as string;
   assert.ok(endpoint.startsWith(`${server.url}/wpush/${key ? 'v2' : 'v1'}/`), endpoint);
-  const ecdh = createECDH('prime256v1');
-  ecdh.generateKeys();
-  return {
-    channelID,
-    ecdh,
-    subscription: {
-      endpoint,
-      keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
-    },
-  };
-}
-
-function param(header: unknown, name: string): string | undefined {
-  if (typeof header !== 'string') return undefined;
-  for (const part of header.split(/[;,]/)) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
+  const { ecdh, keys } = createSubscriberKeys();
+  return { channelID, ecdh, subscription: { endpoint, keys } };
 }
 
 /** Waits for the receiver's notification, acknowledges it and returns the decrypted text. */
@@ -111,16 +63,12 @@ async function receive(r: Receiver, encoding: ContentEncoding, bodyBytes?: numbe
   if (bodyBytes !== undefined) assert.equal(Buffer.from(n.data as string, 'base64url').length, bodyBytes);
   const headers = n.headers as Record<string, string>;
   assert.equal(headers.encoding, encoding);
-  const params: EceDecryptParams = { version: encoding, privateKey: r.ecdh, authSecret: r.subscription.keys.auth };
-  if (encoding === 'aesgcm') {
-    params.salt = param(headers.encryption, 'salt');
-    params.dh = param(headers.crypto_key, 'dh');
-    assert.ok(params.salt, `salt in ${headers.encryption}`);
-    assert.ok(params.dh, `dh in ${headers.crypto_key}`);
-  } else {
+  if (encoding === 'aes128gcm') {
     assert.deepEqual(Object.keys(headers), ['encoding'], 'aes128gcm carries its salt and key in the body');
   }
-  return ece.decrypt(Buffer.from(n.data as string, 'base64url'), params).toString('utf8');
+  const body = Buffer.from(n.data as string, 'base64url');
+  const encryption = { encryption: headers.encryption, cryptoKey: headers.crypto_key };
+  return decryptWithHttpEce(body, encoding, r.ecdh, r.subscription.keys.auth, encryption).toString('utf8');
 }
 
 function options(encoding: ContentEncoding, vapid: { publicKey: string; privateKey: string } | null): webpush.RequestOptions {
