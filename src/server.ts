@@ -1,8 +1,5 @@
 // The composition root: builds store, router, pipeline and both doors from one Config.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DeadlineWheel } from './common/deadline-wheel.ts';
@@ -14,6 +11,7 @@ import { UserAgentServer } from './connect/ws-server.ts';
 import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
+import { listen } from './http/listener.ts';
 import { LocalRouter } from './router/router.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { Capabilities } from './tokens/capabilities.ts';
@@ -44,14 +42,15 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   const router = new LocalRouter();
   const pipeline = new Pipeline(store, router);
 
-  const http: Server = config.tlsCert
-    ? createHttpsServer({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) })
-    : createHttpServer();
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => resolve());
-  });
-  const port = (http.address() as AddressInfo).port;
+  const tls = config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined;
+  // Handlers are bound once the listening port (and so the public URL) is known.
+  let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
+  let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
+  const http = await listen(
+    { host: config.host, port: config.port, ...(tls ? { tls } : {}) },
+    { request: (req, res) => onRequest(req, res), upgrade: (req, socket, head) => onUpgrade(req, socket, head) },
+  );
+  const port = http.port;
   const url = publicUrlOf(config, port);
 
   const endpoint = new PushEndpoint({
@@ -80,8 +79,8 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     log,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
   });
-  http.on('request', createRequestListener(endpoint, log));
-  http.on('upgrade', (req, socket, head) => userAgents.handleUpgrade(req, socket, head));
+  onRequest = createRequestListener(endpoint, log);
+  onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
   const sweeper = setInterval(() => {
     store.sweepExpired().then(
@@ -101,7 +100,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     async close() {
       clearInterval(sweeper);
       wheel.stop();
-      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      const closed = http.close();
       await userAgents.close(Close.goingAway, 'server shutting down');
       http.closeIdleConnections();
       await closed;

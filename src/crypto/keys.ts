@@ -70,10 +70,11 @@ export function validatePublicKey(key: Buffer, what = 'public key'): void {
   }
 }
 
+/** Up to 32 bytes: ECDH.getPrivateKey() drops leading zero bytes (1 key in 256 comes out shorter). */
 function checkPrivateKey(key: Buffer, what: string): void {
   if (!(key instanceof Uint8Array)) throw new EceError(`${what} must be a Buffer`);
-  if (key.length !== PRIVATE_KEY_LENGTH) {
-    throw new EceError(`${what} must be a ${PRIVATE_KEY_LENGTH}-byte P-256 scalar, not ${key.length} bytes`);
+  if (key.length === 0 || key.length > PRIVATE_KEY_LENGTH) {
+    throw new EceError(`${what} must be a P-256 scalar of at most ${PRIVATE_KEY_LENGTH} bytes, not ${key.length} bytes`);
   }
 }
 

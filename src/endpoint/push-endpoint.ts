@@ -1,10 +1,10 @@
 // The application-server door: POST /wpush/{v1,v2}/{token} sends a message, DELETE /m/{token}
 // cancels one. Answers 201 only after the message is committed.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { readBody } from '../http/body.ts';
+import type { AnyRequest, AnyResponse } from '../http/listener.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
 import { parseVapidAuthorization } from '../vapid/authorization.ts';
 import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
@@ -35,7 +35,7 @@ export class PushEndpoint {
     return `${this.#o.publicUrl}/wpush/${target.keyHash ? 'v2' : 'v1'}/${this.#o.capabilities.pushToken(target)}`;
   }
 
-  async push(req: IncomingMessage, res: ServerResponse, version: string, token: string): Promise<void> {
+  async push(req: AnyRequest, res: AnyResponse, version: string, token: string): Promise<void> {
     const o = this.#o;
     if (version !== 'v1' && version !== 'v2') throw invalidToken();
     const target = o.capabilities.openPushToken(token, version === 'v2');
@@ -72,7 +72,7 @@ export class PushEndpoint {
     }
   }
 
-  async cancel(res: ServerResponse, token: string): Promise<void> {
+  async cancel(res: AnyResponse, token: string): Promise<void> {
     const ref = this.#o.capabilities.openMessageToken(token);
     if (!ref) throw invalidToken();
     if (!(await this.#o.pipeline.remove(ref.uaid, ref.chid, ref.id))) {
@@ -83,7 +83,7 @@ export class PushEndpoint {
   }
 
   /** Verifies VAPID when present; a restricted subscription requires it, with its own key. */
-  #checkVapid(req: IncomingMessage, target: PushTarget): void {
+  #checkVapid(req: AnyRequest, target: PushTarget): void {
     const creds = parseVapidAuthorization(req.headers.authorization, req.headers['crypto-key'] as string | undefined);
     const unauthorized = (why: string) => new PushError(401, Errno.vapid, `VAPID authentication failed: ${why}`);
     if (creds === null) {

@@ -1,16 +1,16 @@
 // The public HTTP surface: routes requests to the push endpoint and answers errors in
 // autopush's JSON shape. Only the routes below exist on the public port.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
+import { abortResponse, type AnyRequest, type AnyResponse } from './listener.ts';
 import { sendError } from './respond.ts';
 
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
 
 export function createRequestListener(endpoint: PushEndpoint, log: Logger) {
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function route(req: AnyRequest, res: AnyResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const method = req.method ?? 'GET';
     let m: RegExpExecArray | null;
@@ -31,13 +31,13 @@ export function createRequestListener(endpoint: PushEndpoint, log: Logger) {
     throw new PushError(404, Errno.notFound, 'Not found');
   }
 
-  return (req: IncomingMessage, res: ServerResponse): void => {
+  return (req: AnyRequest, res: AnyResponse): void => {
     route(req, res).catch((err: unknown) => {
       if (!(err instanceof PushError)) {
         log.error({ err, method: req.method }, 'request failed');
         err = new PushError(500, Errno.internal, 'Internal server error');
       }
-      if (res.headersSent) return void res.destroy();
+      if (res.headersSent) return abortResponse(res);
       sendError(res, err as PushError);
     });
   };

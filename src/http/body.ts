@@ -1,8 +1,8 @@
 // Reads a request body into one Buffer, refusing more than `limit` bytes early.
-import type { IncomingMessage } from 'node:http';
+import type { AnyRequest } from './listener.ts';
 import { Errno, PushError } from '../common/push-error.ts';
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: AnyRequest, limit: number): Promise<Buffer> {
   const tooLarge = () => new PushError(413, Errno.payloadTooLarge, `Message body must be at most ${limit} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) return Promise.reject(tooLarge());

@@ -1,7 +1,7 @@
-import type { ServerResponse } from 'node:http';
+import type { AnyResponse } from './listener.ts';
 import type { PushError } from '../common/push-error.ts';
 
-export function sendError(res: ServerResponse, err: PushError): void {
+export function sendError(res: AnyResponse, err: PushError): void {
   const body = err.body();
   if (err.status === 410) res.setHeader('cache-control', 'max-age=86400');
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);

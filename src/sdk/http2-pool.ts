@@ -161,6 +161,8 @@ export class Http2Pool {
         new Promise<void>((resolve) => {
           clearTimeout(entry.idleTimer);
           if (entry.session.closed || entry.session.destroyed) return resolve();
+          // An idle session is unref'd: ref it, or the process may exit before the close completes.
+          entry.session.ref();
           entry.session.close(resolve);
         }),
     );

@@ -1,5 +1,6 @@
 // Chooses the HTTP version per request: HTTP/2 for https endpoints whose service offers it
 // (ALPN), HTTP/1.1 otherwise (http:// endpoints, a caller-supplied Agent, http2: false).
+import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { Http1Pool, type TransportResponse } from './http1.ts';
 import { Http2Pool } from './http2-pool.ts';
@@ -34,8 +35,8 @@ export class Transport {
   readonly #http1: Http1Pool;
   readonly #http2: Http2Pool;
   // Connections with different TLS settings are never shared: each settings object gets an id.
-  readonly #tlsIds = new WeakMap<object, number>();
-  #nextTlsId = 1;
+  /** Connections are shared by equal TLS settings, not only by the same options object. */
+  readonly #tlsKeys = new WeakMap<object, string>();
 
   constructor(options: TransportOptions = {}) {
     this.#http1 = new Http1Pool({ maxSocketsPerOrigin: options.maxSocketsPerOrigin ?? 64 });
@@ -49,12 +50,12 @@ export class Transport {
 
   #tlsKey(tls: PushTlsOptions | undefined): string {
     if (!tls) return '0';
-    let id = this.#tlsIds.get(tls);
-    if (id === undefined) {
-      id = this.#nextTlsId++;
-      this.#tlsIds.set(tls, id);
+    let key = this.#tlsKeys.get(tls);
+    if (key === undefined) {
+      key = tlsFingerprint(tls);
+      this.#tlsKeys.set(tls, key);
     }
-    return String(id);
+    return key;
   }
 
   async request(req: SendRequest): Promise<TransportResponse> {
@@ -81,4 +82,14 @@ export class Transport {
     this.#http1.close();
     await this.#http2.close();
   }
+}
+
+function tlsFingerprint(tls: PushTlsOptions): string {
+  const hash = createHash('sha256');
+  for (const name of ['ca', 'cert', 'key', 'servername', 'rejectUnauthorized'] as const) {
+    hash.update(`${name}:`);
+    for (const part of [tls[name]].flat()) hash.update(part === undefined ? '-' : typeof part === 'boolean' ? String(part) : part);
+    hash.update('\n');
+  }
+  return hash.digest('base64url');
 }

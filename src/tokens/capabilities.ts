@@ -1,8 +1,9 @@
 // The capability URLs handed out: push URLs (per subscription, v1 open or v2 restricted to a
-// VAPID key) and message URLs (per stored message). Each is a sealed record of the ids it names.
+// VAPID key), message URLs (per stored message), and the RFC 8030 user agent's subscription,
+// set and receipt-subscription URLs. Each is a sealed record of the ids it names.
 import type { Sealer } from './sealer.ts';
 
-const Kind = { push: 1, restrictedPush: 2, message: 3 } as const;
+const Kind = { push: 1, restrictedPush: 2, message: 3, subscription: 4, set: 5, receipts: 6 } as const;
 
 export interface PushTarget {
   uaid: Buffer;
@@ -42,15 +43,45 @@ export class Capabilities {
     return null;
   }
 
+  /** Deterministic: the 201's Location, the PUSH_PROMISE and the receipt name one URL. */
   messageToken(m: MessageRef): string {
     const id = Buffer.allocUnsafe(8);
     id.writeBigUInt64BE(BigInt(m.id));
-    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.message), m.uaid, m.chid, id]));
+    return this.#sealer.sealDeterministic(Buffer.concat([Buffer.of(Kind.message), m.uaid, m.chid, id]));
   }
 
   openMessageToken(token: string): MessageRef | null {
     const p = this.#sealer.open(token);
     if (!p || p[0] !== Kind.message || p.length !== 41) return null;
     return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), id: Number(p.readBigUInt64BE(33)) };
+  }
+
+  subscriptionToken(uaid: Buffer, chid: Buffer): string {
+    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.subscription), uaid, chid]));
+  }
+
+  openSubscriptionToken(token: string): { uaid: Buffer; chid: Buffer } | null {
+    const p = this.#sealer.open(token);
+    if (!p || p[0] !== Kind.subscription || p.length !== 33) return null;
+    return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33) };
+  }
+
+  setToken(uaid: Buffer): string {
+    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.set), uaid]));
+  }
+
+  openSetToken(token: string): Buffer | null {
+    const p = this.#sealer.open(token);
+    return p && p[0] === Kind.set && p.length === 17 ? p.subarray(1) : null;
+  }
+
+  /** A receipt subscription: `id` is 16 random bytes naming it in the store. */
+  receiptsToken(id: Buffer): string {
+    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.receipts), id]));
+  }
+
+  openReceiptsToken(token: string): Buffer | null {
+    const p = this.#sealer.open(token);
+    return p && p[0] === Kind.receipts && p.length === 17 ? p.subarray(1) : null;
   }
 }

@@ -1,7 +1,7 @@
 // Authenticated encryption (AES-256-GCM) of small binary payloads into URL-safe tokens.
 // A random nonce per token makes two tokens for the same ids unlinkable; the tag makes them
 // unforgeable. Several keys may be held so old tokens still open after a key is added.
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomFillSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomFillSync, type KeyObject } from 'node:crypto';
 
 const NONCE = 12;
 const TAG = 16;
@@ -10,6 +10,8 @@ interface TokenKey {
   id: number;
   /** A KeyObject: a raw Buffer key costs a key import on every cipher (3x slower per token). */
   key: KeyObject;
+  /** Derives the nonce of deterministic tokens from their payload (a synthetic IV). */
+  nonceKey: KeyObject;
 }
 
 /** Nonces come from a pool refilled in one call, not a random-number call per token. */
@@ -38,12 +40,25 @@ export class Sealer {
     this.#keys = secrets.map((secret) => ({
       id: createHash('sha256').update(secret).digest()[0]!,
       key: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd capability token', 32))),
+      nonceKey: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd token nonce', 32))),
     }));
   }
 
   seal(plain: Buffer): string {
+    return this.#seal(plain, this.#nonces.take());
+  }
+
+  /**
+   * The same payload always gives the same token (the nonce is a MAC of the payload), for
+   * resources that must keep one URL, such as a message named both in a 201 Location and in
+   * the PUSH_PROMISE and receipts for it. Different payloads still give unlinkable tokens.
+   */
+  sealDeterministic(plain: Buffer): string {
+    return this.#seal(plain, createHmac('sha256', this.#keys[0]!.nonceKey).update(plain).digest().subarray(0, NONCE));
+  }
+
+  #seal(plain: Buffer, nonce: Buffer): string {
     const { id, key } = this.#keys[0]!;
-    const nonce = this.#nonces.take();
     const cipher = createCipheriv('aes-256-gcm', key, nonce);
     const out = Buffer.allocUnsafe(1 + NONCE + plain.length + TAG);
     out[0] = id;

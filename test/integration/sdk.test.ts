@@ -98,7 +98,7 @@ function tlsFor(service: Service): RequestOptions {
 }
 
 for (const name of ['http', 'https'] as const) {
-  describe(`SDK -> webpushd over ${name === 'http' ? 'HTTP/1.1' : 'HTTPS (ALPN falls back to HTTP/1.1)'}`, () => {
+  describe(`SDK -> webpushd over ${name === 'http' ? 'HTTP/1.1' : 'HTTPS (HTTP/2 by ALPN)'}`, () => {
     const service = () => (name === 'http' ? plain : secure);
 
     for (const encoding of ['aes128gcm', 'aesgcm'] as const) {
@@ -114,7 +114,7 @@ for (const name of ['http', 'https'] as const) {
           for (const text of [TEXT, 'second message, same VAPID token']) {
             const result = await client.sendNotification(r.subscription, text, options);
             assert.equal(result.statusCode, 201);
-            assert.equal(result.httpVersion, '1.1');
+            assert.equal(result.httpVersion, name === 'http' ? '1.1' : '2');
             assert.equal(result.attempts, 1);
             assert.equal(result.headers.ttl, '60');
             assert.ok(result.location?.startsWith(`${service().server.url}/m/`), result.location);
@@ -208,18 +208,46 @@ for (const name of ['http', 'https'] as const) {
   });
 }
 
-test('HTTPS webpushd (no ALPN h2): the origin is remembered as HTTP/1.1, no HTTP/2 session is kept', async () => {
+test('HTTPS webpushd: one HTTP/2 session carries every send', async () => {
   const c = new PushClient();
   try {
     const r = await subscribe(secure);
     for (let i = 0; i < 3; i++) {
       const result = await c.sendNotification(r.subscription, `m${i}`, { tls: { ca: cert.cert } });
-      assert.equal(result.httpVersion, '1.1');
+      assert.equal(result.httpVersion, '2');
       assert.equal(await receive(r), `m${i}`);
     }
+    assert.equal(c.http2Sessions, 1);
+  } finally {
+    await c.close();
+  }
+});
+
+test('an HTTPS push service without h2: the origin is remembered as HTTP/1.1, no HTTP/2 session is kept', async () => {
+  const versions: string[] = [];
+  const h1only = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+    versions.push(req.httpVersion);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(201, { location: 'https://127.0.0.1/m/x' });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => h1only.listen(0, '127.0.0.1', resolve));
+  const c = new PushClient();
+  try {
+    const endpoint = `https://127.0.0.1:${(h1only.address() as AddressInfo).port}/wpush/v1/x`;
+    const { subscription } = await subscribe(plain);
+    for (let i = 0; i < 3; i++) {
+      const result = await c.sendNotification({ ...subscription, endpoint }, `m${i}`, { tls: { ca: cert.cert } });
+      assert.equal(result.statusCode, 201);
+      assert.equal(result.httpVersion, '1.1');
+    }
+    assert.deepEqual(versions, ['1.1', '1.1', '1.1']);
     assert.equal(c.http2Sessions, 0);
   } finally {
     await c.close();
+    h1only.close();
   }
 });
 

@@ -495,10 +495,16 @@ describe('Capabilities', () => {
         assert.equal(b.includes(t.chid), false, 'chid not in clear');
       }
     }
+    // A message keeps one URL (Location, PUSH_PROMISE, receipt); any other message's differs.
     const { uaid, chid } = target(false);
-    const m1 = caps.messageToken({ uaid, chid, id: 7 });
-    const m2 = caps.messageToken({ uaid, chid, id: 7 });
-    assert.notEqual(m1, m2);
-    assert.ok(bitsDiffering(raw(m1), raw(m2)) >= 120);
+    const m7 = caps.messageToken({ uaid, chid, id: 7 });
+    assert.equal(caps.messageToken({ uaid, chid, id: 7 }), m7);
+    for (const other of [
+      caps.messageToken({ uaid, chid, id: 8 }),
+      caps.messageToken({ uaid, chid: target(false).chid, id: 7 }),
+    ]) {
+      assert.ok(bitsDiffering(raw(m7), raw(other)) >= 120);
+      assert.equal(raw(other).includes(chid), false, 'chid not in clear');
+    }
   });
 });

@@ -142,7 +142,11 @@ test('validatePublicKey and ecdh reject invalid keys with EceError', () => {
     rejects(() => ecdh(privateKey, key), pattern, label);
   }
   rejects(() => validatePublicKey('BAAA' as unknown as Buffer), /must be a Buffer/);
-  rejects(() => ecdh(privateKey.subarray(1), publicKey), /private key must be a 32-byte P-256 scalar, not 31 bytes/);
+  rejects(() => ecdh(Buffer.concat([Buffer.of(1), privateKey]), publicKey), /private key must be a P-256 scalar of at most 32 bytes, not 33 bytes/);
+  rejects(() => ecdh(Buffer.alloc(0), publicKey), /not 0 bytes/);
+  // ECDH.getPrivateKey() drops leading zero bytes: such a shorter scalar is the same key
+  const short = Buffer.concat([Buffer.of(0), privateKey.subarray(1)]);
+  assert.deepEqual(ecdh(short.subarray(1), publicKey), ecdh(short, publicKey));
   rejects(() => ecdh(Buffer.alloc(32), publicKey), /not a valid P-256 private key/);
   rejects(() => ecdh(Buffer.alloc(32, 0xff), publicKey), /not a valid P-256 private key/);
 });
@@ -385,7 +389,7 @@ test('encryptMessage rejects invalid subscription keys and options with EceError
   rejects(() => encryptMessage(plaintext, { ...ua, auth: randomBytes(32) }), /auth secret must be 16 bytes, not 32/);
   rejects(() => encryptMessage(plaintext, ua, { salt: randomBytes(8) }), /salt must be 16 bytes, not 8/);
   rejects(() => encryptMessage(plaintext, ua, { padding: -1 }), /padding must be a non-negative integer/);
-  rejects(() => encryptMessage(plaintext, ua, { senderPrivateKey: randomBytes(31) }), /sender private key must be a 32-byte/);
+  rejects(() => encryptMessage(plaintext, ua, { senderPrivateKey: randomBytes(33) }), /sender private key must be a P-256 scalar of at most 32 bytes/);
   rejects(() => encryptMessage(plaintext, ua, { senderPrivateKey: Buffer.alloc(32) }), /sender private key is not a valid/);
   rejects(
     () => encryptMessage(plaintext, ua, { encoding: 'aes256gcm' as 'aesgcm' }),
