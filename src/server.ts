@@ -12,8 +12,10 @@ import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
 import { listen } from './http/listener.ts';
+import { Rfc8030Resources } from './rfc8030/resources.ts';
 import { LocalRouter } from './router/router.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import type { SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
 import { loadOrCreateSecrets } from './tokens/secret-file.ts';
@@ -27,19 +29,28 @@ export interface WebPushServer {
   readonly port: number;
   readonly router: LocalRouter;
   readonly store: SqliteStore;
-  /** Stops accepting, closes user-agent connections (they reconnect later), commits, closes the store. */
+  /**
+   * Removes what expired (messages, receipts, receipt subscriptions), queues the 410 receipts
+   * of expired messages and tells open monitors; runs every `sweepIntervalMs` by itself.
+   */
+  sweep(): Promise<SweepResult>;
+  /**
+   * Stops accepting, closes user-agent connections (WebSocket: close 1001; HTTP/2: GOAWAY, then
+   * the open monitors' streams end), commits, closes the store.
+   */
   close(): Promise<void>;
 }
 
 export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
   mkdirSync(config.dataDir, { recursive: true });
   const capabilities = new Capabilities(new Sealer(loadOrCreateSecrets(config.dataDir)));
+  const router = new LocalRouter();
   const store = new SqliteStore({
     path: join(config.dataDir, DB_FILE),
     maxStoredPerUserAgent: config.maxStoredPerUserAgent,
     synchronous: config.sync,
+    onReceipts: (ids) => router.receiptsQueued(ids),
   });
-  const router = new LocalRouter();
   const pipeline = new Pipeline(store, router);
 
   const tls = config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined;
@@ -79,14 +90,29 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     log,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
   });
-  onRequest = createRequestListener(endpoint, log);
+  const rfc8030 = new Rfc8030Resources({
+    store,
+    pipeline,
+    router,
+    capabilities,
+    publicUrl: url,
+    pushUrl: (target) => endpoint.pushUrl(target, true),
+    batchSize: config.deliveryBatch,
+    log,
+  });
+  onRequest = createRequestListener(endpoint, rfc8030, log);
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
+  const sweep = async (): Promise<SweepResult> => {
+    const result = await pipeline.sweep();
+    const { expired, receipts, receiptSubscriptions } = result;
+    if (expired.length + receipts + receiptSubscriptions.length > 0) {
+      log.info({ expired: expired.length, receipts, receiptSubscriptions: receiptSubscriptions.length }, 'expired entries removed');
+    }
+    return result;
+  };
   const sweeper = setInterval(() => {
-    store.sweepExpired().then(
-      (n) => n > 0 && log.info({ expired: n }, 'expired messages removed'),
-      (err: unknown) => log.error({ err }, 'sweeping expired messages failed'),
-    );
+    sweep().catch((err: unknown) => log.error({ err }, 'sweeping expired messages failed'));
   }, config.sweepIntervalMs);
   sweeper.unref();
 
@@ -97,10 +123,12 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     port,
     router,
     store,
+    sweep,
     async close() {
       clearInterval(sweeper);
       wheel.stop();
       const closed = http.close();
+      rfc8030.close();
       await userAgents.close(Close.goingAway, 'server shutting down');
       http.closeIdleConnections();
       await closed;

@@ -14,6 +14,11 @@ export const Errno = {
   invalidTtl: 114,
   invalidUrgency: 115,
   tooManyStored: 116,
+  // RFC 8030 user agents and receipts (webpushd's own numbers; autopush has no such resources)
+  invalidSet: 120,
+  invalidReceipts: 121,
+  invalidOptions: 122,
+  http2Required: 123,
   notFound: 404,
   methodNotAllowed: 405,
   internal: 999,

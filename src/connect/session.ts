@@ -169,7 +169,7 @@ export class Session implements Connection, HasDeadline {
       case 'register':
         return this.#register(msg.channelID, msg.chid, msg.key);
       case 'unregister':
-        await this.#ctx.store.deleteSubscription(this.#uaid!, msg.chid);
+        await this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid);
         return this.#reply(unregisterReply(msg.channelID, 200));
       case 'ack':
         return this.#ack(msg.updates);

@@ -1,13 +1,17 @@
 // accept -> store -> route: the one path every message takes, whichever door it came in by.
+// Every change a live connection must hear of (a message left the store, a subscription was
+// deleted) also goes through here, after the store committed it.
 import type { Router } from '../router/router.ts';
-import type { NewMessage, Store, StoredMessage } from '../store/types.ts';
+import type { NewMessage, ReceiptTarget, Store, StoredMessage, SweepResult } from '../store/types.ts';
 
 export type AcceptResult =
   | { outcome: 'stored'; message: StoredMessage }
   /** TTL 0: handed to a connected user agent, or dropped; never stored. */
   | { outcome: 'ephemeral'; delivered: boolean }
   | { outcome: 'no-subscription' }
-  | { outcome: 'too-many-stored' };
+  | { outcome: 'too-many-stored' }
+  /** The receipt subscription the sender named does not exist (or expired). */
+  | { outcome: 'no-receipt-subscription' };
 
 export class Pipeline {
   readonly #store: Store;
@@ -19,20 +23,46 @@ export class Pipeline {
     this.#router = router;
   }
 
-  async accept(m: NewMessage): Promise<AcceptResult> {
+  /** `receipt`: where to report the message's fate (RFC 8030 5.1); ignored for TTL 0 (never stored). */
+  async accept(m: NewMessage, receipt?: ReceiptTarget): Promise<AcceptResult> {
     if (m.ttl === 0) {
       if (!(await this.#store.getSubscription(m.uaid, m.chid))) return { outcome: 'no-subscription' };
       const delivered = this.#router.deliver({ ...m, id: -++this.#ephemeralIds, expiresAt: m.createdAt });
       return { outcome: 'ephemeral', delivered };
     }
-    const saved = await this.#store.saveMessage(m);
+    const saved = await this.#store.saveMessage(m, receipt);
     if (!saved.ok) return { outcome: saved.reason };
+    if (saved.replacedId !== null) this.#router.removed(m.uaid, m.chid, saved.replacedId);
     this.#router.deliver(saved.message);
     return { outcome: 'stored', message: saved.message };
   }
 
   /** Acknowledged by the user agent, or cancelled by the sender. */
-  remove(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
-    return this.#store.deleteMessage(uaid, chid, id);
+  async remove(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
+    const removed = await this.#store.deleteMessage(uaid, chid, id);
+    if (removed) this.#router.removed(uaid, chid, id);
+    return removed;
+  }
+
+  /** Deletes a subscription and its messages; false when it did not exist. */
+  async unsubscribe(uaid: Buffer, chid: Buffer): Promise<boolean> {
+    const existed = await this.#store.deleteSubscription(uaid, chid);
+    this.#router.unsubscribed(uaid, chid);
+    return existed;
+  }
+
+  /** Deletes a user agent (an RFC 8030 subscription set) with all its subscriptions. */
+  async deleteUserAgent(uaid: Buffer): Promise<boolean> {
+    const existed = await this.#store.deleteUserAgent(uaid);
+    this.#router.unsubscribed(uaid, null);
+    return existed;
+  }
+
+  /** Removes what expired and tells the live connections and receipt monitors. */
+  async sweep(): Promise<SweepResult> {
+    const result = await this.#store.sweep();
+    for (const m of result.expired) this.#router.removed(m.uaid, m.chid, m.id);
+    if (result.receiptSubscriptions.length > 0) this.#router.receiptsExpired(result.receiptSubscriptions);
+    return result;
   }
 }

@@ -1,10 +1,13 @@
 // The application-server door: POST /wpush/{v1,v2}/{token} sends a message, DELETE /m/{token}
-// cancels one. Answers 201 only after the message is committed.
+// cancels one (or, from an RFC 8030 user agent, acknowledges it). Answers 201 (202 when a
+// receipt was asked with Prefer: respond-async) only after the message is committed.
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { readBody } from '../http/body.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
+import { Rel, formatLink } from '../rfc8030/links.ts';
+import { parseReceiptRequest } from '../rfc8030/receipt-request.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
 import { parseVapidAuthorization } from '../vapid/authorization.ts';
 import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
@@ -31,8 +34,9 @@ export class PushEndpoint {
     this.#o = options;
   }
 
-  pushUrl(target: PushTarget): string {
-    return `${this.#o.publicUrl}/wpush/${target.keyHash ? 'v2' : 'v1'}/${this.#o.capabilities.pushToken(target)}`;
+  /** `stable`: the one URL of an RFC 8030 subscription (see Capabilities.pushToken). */
+  pushUrl(target: PushTarget, stable = false): string {
+    return `${this.#o.publicUrl}/wpush/${target.keyHash ? 'v2' : 'v1'}/${this.#o.capabilities.pushToken(target, stable)}`;
   }
 
   async push(req: AnyRequest, res: AnyResponse, version: string, token: string): Promise<void> {
@@ -41,11 +45,13 @@ export class PushEndpoint {
     const target = o.capabilities.openPushToken(token, version === 'v2');
     if (!target) throw invalidToken();
     const headers = parsePushHeaders(req.headers, o.maxTtl);
+    // RFC 8030 5.1; a TTL 0 message is never stored, so never acknowledged: it gets no receipt
+    const receipt = headers.ttl > 0 ? parseReceiptRequest(req.headers, o.capabilities) : null;
     this.#checkVapid(req, target);
     const body = await readBody(req, o.maxBodyBytes);
     const encoding = body.length > 0 ? parseEncoding(req.headers) : null;
     checkBody(body, encoding);
-    const result = await o.pipeline.accept({
+    const message = {
       uaid: target.uaid,
       chid: target.chid,
       ttl: headers.ttl,
@@ -54,7 +60,8 @@ export class PushEndpoint {
       headers: encoding,
       body,
       createdAt: Date.now(),
-    });
+    };
+    const result = await o.pipeline.accept(message, receipt?.target);
     switch (result.outcome) {
       case 'no-subscription':
         throw gone();
@@ -62,11 +69,15 @@ export class PushEndpoint {
         throw new PushError(429, Errno.tooManyStored, 'Too many messages stored for this user agent', {
           'retry-after': '60',
         });
+      case 'no-receipt-subscription':
+        throw new PushError(400, Errno.invalidReceipts, 'The receipt subscription in the Link header has expired or never existed');
       case 'ephemeral':
       case 'stored': {
         const id = result.outcome === 'stored' ? result.message.id : 0;
         const location = `${o.publicUrl}/m/${o.capabilities.messageToken({ uaid: target.uaid, chid: target.chid, id })}`;
-        res.writeHead(201, { location, ttl: String(headers.ttl), 'content-length': 0 });
+        const reply: Record<string, string | number> = { location, ttl: String(headers.ttl), 'content-length': 0 };
+        if (receipt) reply.link = formatLink(`${o.publicUrl}/r/${o.capabilities.receiptsToken(receipt.target.id)}`, Rel.receipt);
+        res.writeHead(receipt?.respondAsync ? 202 : 201, reply);
         res.end();
       }
     }

@@ -1,15 +1,17 @@
-// The public HTTP surface: routes requests to the push endpoint and answers errors in
-// autopush's JSON shape. Only the routes below exist on the public port.
+// The public HTTP surface: routes requests to the push endpoint and the RFC 8030 user-agent
+// resources, and answers errors in autopush's JSON shape. Only the routes below exist on the
+// public port.
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
+import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import { abortResponse, type AnyRequest, type AnyResponse } from './listener.ts';
 import { sendError } from './respond.ts';
 
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
 
-export function createRequestListener(endpoint: PushEndpoint, log: Logger) {
+export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Resources, log: Logger) {
   async function route(req: AnyRequest, res: AnyResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const method = req.method ?? 'GET';
@@ -22,12 +24,14 @@ export function createRequestListener(endpoint: PushEndpoint, log: Logger) {
       if (method !== 'DELETE') throw notAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
+    const handled = rfc8030.route(req, res, path, method);
+    if (handled) return handled;
     if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"status":"OK"}');
       return;
     }
-    if (path.startsWith('/wpush/') || path.startsWith('/m/')) throw new PushError(404, Errno.invalidToken, 'Invalid token');
+    if (/^\/(wpush|m|s|set|r)\//.test(path)) throw new PushError(404, Errno.invalidToken, 'Invalid token');
     throw new PushError(404, Errno.notFound, 'Not found');
   }
 

@@ -94,6 +94,9 @@ function trackSessions(h2: Http2Server | Http2SecureServer) {
 
 /** Reads the first bytes: the HTTP/2 preface means h2c, anything else HTTP/1.1. */
 function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server): void {
+  // A plain net server leaves Nagle on (the http module turns it off for its own sockets): small
+  // HTTP/2 frames would then wait for the peer's delayed ACK, some 40 ms per request.
+  socket.setNoDelay(true);
   socket.once('data', (first: Buffer) => {
     socket.pause();
     const n = Math.min(first.length, PREFACE.length);

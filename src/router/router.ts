@@ -1,5 +1,7 @@
 // "Who holds this user agent's connection?" On one node, a map. The router carries hints only:
-// a message it cannot hand to a live connection is still in the store.
+// a message it cannot hand to a live connection is still in the store. It also carries the
+// hints RFC 8030 monitors need: a stored message left the store, a subscription was deleted,
+// receipts were queued for a receipt subscription.
 import type { StoredMessage } from '../store/types.ts';
 
 /** A message on its way to a user agent; ephemeral ones (TTL 0) have id <= 0 and no row. */
@@ -10,6 +12,18 @@ export interface Connection {
   deliver(message: Delivery): boolean;
   /** Called when a newer connection of the same user agent takes over. */
   replacedByNewer(): void;
+  /** A stored message left the store (acknowledged, cancelled, expired or replaced by Topic). */
+  removed?(chid: Buffer, id: number): void;
+  /** A subscription of this user agent was deleted; `null`: all of them (the set was deleted). */
+  unsubscribed?(chid: Buffer | null): void;
+}
+
+/** A monitor of a receipt subscription (RFC 8030 6.3). */
+export interface ReceiptWatcher {
+  /** New receipts are in the store. */
+  receiptsQueued(): void;
+  /** The receipt subscription expired. */
+  expired(): void;
 }
 
 export interface Router {
@@ -17,26 +31,64 @@ export interface Router {
   attach(uaid: Buffer, conn: Connection): void;
   detach(uaid: Buffer, conn: Connection): void;
   deliver(message: Delivery): boolean;
+  removed(uaid: Buffer, chid: Buffer, id: number): void;
+  unsubscribed(uaid: Buffer, chid: Buffer | null): void;
+  watchReceipts(id: Buffer, watcher: ReceiptWatcher): void;
+  unwatchReceipts(id: Buffer, watcher: ReceiptWatcher): void;
+  receiptsQueued(ids: readonly Buffer[]): void;
+  receiptsExpired(ids: readonly Buffer[]): void;
   readonly connected: number;
 }
 
+const keyOf = (id: Buffer): string => id.toString('latin1');
+
 export class LocalRouter implements Router {
   readonly #conns = new Map<string, Connection>();
+  readonly #receipts = new Map<string, Set<ReceiptWatcher>>();
 
   attach(uaid: Buffer, conn: Connection): void {
-    const key = uaid.toString('latin1');
+    const key = keyOf(uaid);
     const old = this.#conns.get(key);
     this.#conns.set(key, conn);
     if (old && old !== conn) old.replacedByNewer();
   }
 
   detach(uaid: Buffer, conn: Connection): void {
-    const key = uaid.toString('latin1');
+    const key = keyOf(uaid);
     if (this.#conns.get(key) === conn) this.#conns.delete(key);
   }
 
   deliver(message: Delivery): boolean {
-    return this.#conns.get(message.uaid.toString('latin1'))?.deliver(message) ?? false;
+    return this.#conns.get(keyOf(message.uaid))?.deliver(message) ?? false;
+  }
+
+  removed(uaid: Buffer, chid: Buffer, id: number): void {
+    this.#conns.get(keyOf(uaid))?.removed?.(chid, id);
+  }
+
+  unsubscribed(uaid: Buffer, chid: Buffer | null): void {
+    this.#conns.get(keyOf(uaid))?.unsubscribed?.(chid);
+  }
+
+  watchReceipts(id: Buffer, watcher: ReceiptWatcher): void {
+    const key = keyOf(id);
+    const set = this.#receipts.get(key);
+    if (set) set.add(watcher);
+    else this.#receipts.set(key, new Set([watcher]));
+  }
+
+  unwatchReceipts(id: Buffer, watcher: ReceiptWatcher): void {
+    const key = keyOf(id);
+    const set = this.#receipts.get(key);
+    if (set?.delete(watcher) && set.size === 0) this.#receipts.delete(key);
+  }
+
+  receiptsQueued(ids: readonly Buffer[]): void {
+    for (const id of ids) for (const w of this.#receipts.get(keyOf(id)) ?? []) w.receiptsQueued();
+  }
+
+  receiptsExpired(ids: readonly Buffer[]): void {
+    for (const id of ids) for (const w of [...(this.#receipts.get(keyOf(id)) ?? [])]) w.expired();
   }
 
   get connected(): number {

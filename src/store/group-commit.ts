@@ -11,6 +11,8 @@ export class GroupCommit {
   readonly #db: DatabaseSync;
   readonly #onCommit: (ms: number, writes: number) => void;
   #waiters: Waiter[] = [];
+  /** Run after this turn's commit succeeds (dropped if it fails). */
+  #afterCommit: (() => void)[] = [];
   #open = false;
 
   constructor(db: DatabaseSync, onCommit: (ms: number, writes: number) => void = () => {}) {
@@ -34,6 +36,11 @@ export class GroupCommit {
     return new Promise<T>((resolve, reject) => this.#waiters.push({ resolve: () => resolve(value), reject }));
   }
 
+  /** Runs `fn` once the current transaction is committed (call it from inside `run`). */
+  afterCommit(fn: () => void): void {
+    this.#afterCommit.push(fn);
+  }
+
   /** Commits now (used on shutdown). */
   flush(): void {
     if (this.#open) this.#commit();
@@ -42,7 +49,9 @@ export class GroupCommit {
   readonly #commit = (): void => {
     if (!this.#open) return;
     const waiters = this.#waiters;
+    const after = this.#afterCommit;
     this.#waiters = [];
+    this.#afterCommit = [];
     this.#open = false;
     const started = performance.now();
     try {
@@ -58,5 +67,7 @@ export class GroupCommit {
     }
     this.#onCommit(performance.now() - started, waiters.length);
     for (const w of waiters) w.resolve();
+    // synchronous, so they run before the continuation of any waiter
+    for (const fn of after) fn();
   };
 }

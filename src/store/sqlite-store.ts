@@ -4,11 +4,17 @@ import { GroupCommit } from './group-commit.ts';
 import {
   URGENCIES,
   type EncodingHeaders,
+  type MessageFilter,
+  type MessageRef,
   type NewMessage,
+  type QueuedReceipt,
+  type ReceiptStatus,
+  type ReceiptTarget,
   type SaveResult,
   type Store,
   type StoredMessage,
   type Subscription,
+  type SweepResult,
   type Urgency,
 } from './types.ts';
 
@@ -19,11 +25,23 @@ export interface SqliteStoreOptions {
   maxStoredPerUserAgent: number;
   /** 'full' fsyncs every commit (survives power loss); 'normal' survives process crashes only. */
   synchronous?: 'full' | 'normal';
+  /** How long a queued receipt waits for its application server (default 24 h). */
+  receiptTtlMs?: number;
   now?: () => number;
   onCommit?: (ms: number, writes: number) => void;
+  /** After a commit that queued receipts: the receipt subscriptions that got them. */
+  onReceipts?: (subscriptions: Buffer[]) => void;
 }
 
-const SCHEMA = `
+export const DEFAULT_RECEIPT_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * The schema as migrations; `PRAGMA user_version` counts those applied. The first one is the
+ * schema webpushd had before it versioned its files (they read 0): `IF NOT EXISTS` lets such a
+ * file pass through it unchanged.
+ */
+const MIGRATIONS = [
+  `
 CREATE TABLE IF NOT EXISTS user_agents (
   uaid BLOB PRIMARY KEY,
   created_at INTEGER NOT NULL
@@ -52,9 +70,53 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_user_agent ON messages (uaid, id);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_topic ON messages (uaid, chid, topic) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
-`;
+`,
+  // 2: RFC 8030 receipts: the receipt subscription a message reports to, receipt
+  // subscriptions, and receipts waiting for their application server.
+  `
+ALTER TABLE messages ADD COLUMN receipt BLOB;
+CREATE TABLE receipt_subscriptions (
+  id BLOB PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX receipt_subscriptions_by_expiry ON receipt_subscriptions (expires_at);
+CREATE TABLE receipts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  sub BLOB NOT NULL,
+  uaid BLOB NOT NULL,
+  chid BLOB NOT NULL,
+  message_id INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX receipts_by_subscription ON receipts (sub, seq);
+CREATE INDEX receipts_by_expiry ON receipts (expires_at);
+`,
+];
 
-const MESSAGE_COLUMNS = 'id, uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body';
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings a database file to the current schema; refuses one written by a newer webpushd. */
+function migrate(db: DatabaseSync): void {
+  const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`the database has schema version ${version}; this webpushd knows up to ${SCHEMA_VERSION}`);
+  }
+  if (version === SCHEMA_VERSION) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+const MESSAGE_COLUMNS = 'id, uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt';
+/** The expired messages one sweep handles (a bounded transaction). */
+const SWEEP_EXPIRED = 'SELECT id FROM messages WHERE expires_at <= ?1 ORDER BY expires_at, id LIMIT 5000';
 
 interface MessageRow {
   id: number;
@@ -69,6 +131,16 @@ interface MessageRow {
   encryption: string | null;
   crypto_key: string | null;
   body: Uint8Array;
+  receipt: Uint8Array | null;
+}
+
+interface ReceiptRow {
+  seq: number;
+  sub: Uint8Array;
+  uaid: Uint8Array;
+  chid: Uint8Array;
+  message_id: number;
+  status: number;
 }
 
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -80,7 +152,7 @@ function toMessage(r: MessageRow): StoredMessage {
     if (r.encryption !== null) headers.encryption = r.encryption;
     if (r.crypto_key !== null) headers.cryptoKey = r.crypto_key;
   }
-  return {
+  const m: StoredMessage = {
     id: r.id,
     uaid: buf(r.uaid),
     chid: buf(r.chid),
@@ -92,39 +164,79 @@ function toMessage(r: MessageRow): StoredMessage {
     headers,
     body: buf(r.body),
   };
+  if (r.receipt !== null) m.receipt = buf(r.receipt);
+  return m;
 }
+
+function toReceipt(r: ReceiptRow): QueuedReceipt {
+  return {
+    seq: r.seq,
+    subscription: buf(r.sub),
+    uaid: buf(r.uaid),
+    chid: buf(r.chid),
+    messageId: r.message_id,
+    status: r.status as ReceiptStatus,
+  };
+}
+
+type Query =
+  | 'hasUa'
+  | 'putUa'
+  | 'putSub'
+  | 'getSub'
+  | 'listSubs'
+  | 'delSub'
+  | 'subReceipts'
+  | 'delSubMessages'
+  | 'delUa'
+  | 'uaReceipts'
+  | 'delUaSubs'
+  | 'delUaMessages'
+  | 'countUa'
+  | 'topicId'
+  | 'delById'
+  | 'insert'
+  | 'pending'
+  | 'pendingFiltered'
+  | 'delMessage'
+  | 'newReceiptSub'
+  | 'useReceiptSub'
+  | 'hasReceiptSub'
+  | 'queueReceipt'
+  | 'pendingReceipts'
+  | 'delReceipt'
+  | 'sweepReceiptsOfExpired'
+  | 'sweepMessages'
+  | 'sweepReceipts'
+  | 'sweepReceiptSubs'
+  | 'delReceiptsOf';
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #tx: GroupCommit;
   readonly #now: () => number;
   readonly #maxStored: number;
-  readonly #q: Record<
-    | 'hasUa'
-    | 'putUa'
-    | 'putSub'
-    | 'getSub'
-    | 'delSub'
-    | 'delSubMessages'
-    | 'countUa'
-    | 'topicId'
-    | 'delById'
-    | 'insert'
-    | 'pending'
-    | 'delMessage'
-    | 'sweep',
-    StatementSync
-  >;
+  readonly #receiptTtl: number;
+  readonly #onReceipts: (subscriptions: Buffer[]) => void;
+  readonly #q: Record<Query, StatementSync>;
 
   constructor(opts: SqliteStoreOptions) {
     this.#db = new DatabaseSync(opts.path);
     this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'};`);
     this.#db.exec('PRAGMA busy_timeout = 5000;');
-    this.#db.exec(SCHEMA);
+    migrate(this.#db);
     this.#now = opts.now ?? Date.now;
     this.#maxStored = opts.maxStoredPerUserAgent;
+    this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
+    this.#onReceipts = opts.onReceipts ?? (() => {});
     this.#tx = new GroupCommit(this.#db, opts.onCommit);
     const p = (sql: string) => this.#db.prepare(sql);
+    // 410 receipts for the messages about to be deleted that asked for one (RFC 8030 6.3)
+    const receiptsOf = (where: string) =>
+      p(
+        'INSERT INTO receipts (sub, uaid, chid, message_id, status, expires_at) ' +
+          `SELECT receipt, uaid, chid, id, 410, ?1 FROM messages WHERE ${where} AND receipt IS NOT NULL RETURNING sub`,
+      );
     this.#q = {
       hasUa: p('SELECT 1 AS x FROM user_agents WHERE uaid = ?'),
       putUa: p('INSERT OR IGNORE INTO user_agents (uaid, created_at) VALUES (?, ?)'),
@@ -133,21 +245,56 @@ export class SqliteStore implements Store {
           'ON CONFLICT (uaid, chid) DO UPDATE SET key_hash = excluded.key_hash',
       ),
       getSub: p('SELECT key_hash FROM subscriptions WHERE uaid = ? AND chid = ?'),
+      listSubs: p('SELECT chid, key_hash FROM subscriptions WHERE uaid = ? ORDER BY created_at, chid'),
       delSub: p('DELETE FROM subscriptions WHERE uaid = ? AND chid = ?'),
+      subReceipts: receiptsOf('uaid = ?2 AND chid = ?3'),
       delSubMessages: p('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
+      delUa: p('DELETE FROM user_agents WHERE uaid = ?'),
+      uaReceipts: receiptsOf('uaid = ?2'),
+      delUaSubs: p('DELETE FROM subscriptions WHERE uaid = ?'),
+      delUaMessages: p('DELETE FROM messages WHERE uaid = ?'),
       countUa: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? LIMIT ?)'),
-      topicId: p('SELECT id FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
+      topicId: p('SELECT id, receipt FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
       delById: p('DELETE FROM messages WHERE id = ?'),
       insert: p(
-        'INSERT INTO messages (uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body) ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       pending: p(
         `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?`,
       ),
-      delMessage: p('DELETE FROM messages WHERE id = ? AND uaid = ? AND chid = ?'),
-      sweep: p('DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= ? LIMIT 5000)'),
+      pendingFiltered: p(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ?1 AND id > ?2 AND expires_at > ?3 ` +
+          'AND urgency >= ?4 AND (?5 IS NULL OR chid = ?5) ORDER BY id LIMIT ?6',
+      ),
+      delMessage: p('DELETE FROM messages WHERE id = ? AND uaid = ? AND chid = ? RETURNING receipt'),
+      newReceiptSub: p('INSERT INTO receipt_subscriptions (id, expires_at) VALUES (?, ?)'),
+      useReceiptSub: p('UPDATE receipt_subscriptions SET expires_at = max(expires_at, ?1) WHERE id = ?2 AND expires_at > ?3'),
+      hasReceiptSub: p('SELECT 1 AS x FROM receipt_subscriptions WHERE id = ? AND expires_at > ?'),
+      queueReceipt: p('INSERT INTO receipts (sub, uaid, chid, message_id, status, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      pendingReceipts: p(
+        'SELECT seq, sub, uaid, chid, message_id, status FROM receipts WHERE sub = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?',
+      ),
+      delReceipt: p('DELETE FROM receipts WHERE seq = ?'),
+      sweepReceiptsOfExpired: receiptsOf(`id IN (${SWEEP_EXPIRED.replace('?1', '?2')})`),
+      sweepMessages: p(`DELETE FROM messages WHERE id IN (${SWEEP_EXPIRED}) RETURNING uaid, chid, id`),
+      sweepReceipts: p('DELETE FROM receipts WHERE seq IN (SELECT seq FROM receipts WHERE expires_at <= ? LIMIT 5000)'),
+      sweepReceiptSubs: p(
+        'DELETE FROM receipt_subscriptions WHERE id IN (SELECT id FROM receipt_subscriptions WHERE expires_at <= ? LIMIT 5000) RETURNING id',
+      ),
+      delReceiptsOf: p('DELETE FROM receipts WHERE sub = ?'),
     };
+  }
+
+  /** Tells the owner, after this turn's commit, which receipt subscriptions got receipts. */
+  #queued(rows: { sub: Uint8Array }[]): void {
+    if (rows.length === 0) return;
+    const subs = rows.map((r) => buf(r.sub));
+    this.#tx.afterCommit(() => this.#onReceipts(subs));
+  }
+
+  #queue410(stmt: StatementSync, ...args: (Buffer | number)[]): void {
+    this.#queued(stmt.all(this.#now() + this.#receiptTtl, ...args) as unknown as { sub: Uint8Array }[]);
   }
 
   async hasUserAgent(uaid: Buffer): Promise<boolean> {
@@ -162,10 +309,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteSubscription(uaid: Buffer, chid: Buffer): Promise<void> {
+  deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean> {
     return this.#tx.run(() => {
-      this.#q.delSub.run(uaid, chid);
+      const existed = this.#q.delSub.run(uaid, chid).changes > 0;
+      if (existed) this.#queue410(this.#q.subReceipts, uaid, chid);
       this.#q.delSubMessages.run(uaid, chid);
+      return existed;
+    });
+  }
+
+  deleteUserAgent(uaid: Buffer): Promise<boolean> {
+    return this.#tx.run(() => {
+      const existed = this.#q.delUa.run(uaid).changes > 0;
+      this.#queue410(this.#q.uaReceipts, uaid);
+      this.#q.delUaMessages.run(uaid);
+      this.#q.delUaSubs.run(uaid);
+      return existed;
     });
   }
 
@@ -174,17 +333,33 @@ export class SqliteStore implements Store {
     return row ? { uaid, chid, keyHash: row.key_hash ? buf(row.key_hash) : null } : null;
   }
 
-  saveMessage(m: NewMessage): Promise<SaveResult> {
+  async listSubscriptions(uaid: Buffer): Promise<Subscription[]> {
+    const rows = this.#q.listSubs.all(uaid) as unknown as { chid: Uint8Array; key_hash: Uint8Array | null }[];
+    return rows.map((r) => ({ uaid, chid: buf(r.chid), keyHash: r.key_hash ? buf(r.key_hash) : null }));
+  }
+
+  saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
     return this.#tx.run((): SaveResult => {
       if (this.#q.getSub.get(m.uaid, m.chid) === undefined) return { ok: false, reason: 'no-subscription' };
-      const replaced = m.topic === null ? undefined : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number } | undefined);
+      const expiresAt = m.createdAt + m.ttl * 1000;
+      // a receipt subscription lives until the receipts of its messages could have expired
+      const receiptsUntil = expiresAt + this.#receiptTtl;
+      if (receipt && !receipt.create && this.#q.useReceiptSub.run(receiptsUntil, receipt.id, this.#now()).changes === 0) {
+        return { ok: false, reason: 'no-receipt-subscription' };
+      }
+      const replaced =
+        m.topic === null
+          ? undefined
+          : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number; receipt: Uint8Array | null } | undefined);
       if (!replaced) {
         const { n } = this.#q.countUa.get(m.uaid, this.#maxStored) as { n: number };
         if (n >= this.#maxStored) return { ok: false, reason: 'too-many-stored' };
       } else {
         this.#q.delById.run(replaced.id);
+        // RFC 8030 5.4: the replaced message will never be acknowledged
+        if (replaced.receipt !== null) this.#queueReceipt(replaced.receipt, m.uaid, m.chid, replaced.id, 410);
       }
-      const expiresAt = m.createdAt + m.ttl * 1000;
+      if (receipt?.create) this.#q.newReceiptSub.run(receipt.id, receiptsUntil);
       const h = m.headers;
       const { lastInsertRowid } = this.#q.insert.run(
         m.uaid,
@@ -198,21 +373,74 @@ export class SqliteStore implements Store {
         h?.encryption ?? null,
         h?.cryptoKey ?? null,
         m.body,
+        receipt?.id ?? null,
       );
-      return { ok: true, message: { ...m, id: Number(lastInsertRowid), expiresAt }, replacedId: replaced?.id ?? null };
+      const message: StoredMessage = { ...m, id: Number(lastInsertRowid), expiresAt };
+      if (receipt) message.receipt = receipt.id;
+      return { ok: true, message, replacedId: replaced?.id ?? null };
     });
   }
 
-  async pendingMessages(uaid: Buffer, afterId: number, limit: number): Promise<StoredMessage[]> {
-    return (this.#q.pending.all(uaid, afterId, this.#now(), limit) as unknown as MessageRow[]).map(toMessage);
+  #queueReceipt(sub: Uint8Array, uaid: Buffer, chid: Buffer, messageId: number, status: ReceiptStatus): void {
+    this.#q.queueReceipt.run(sub, uaid, chid, messageId, status, this.#now() + this.#receiptTtl);
+    this.#queued([{ sub }]);
+  }
+
+  async pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]> {
+    const now = this.#now();
+    const rows =
+      filter && (filter.chid || filter.minUrgency)
+        ? this.#q.pendingFiltered.all(
+            uaid,
+            afterId,
+            now,
+            filter.minUrgency ? URGENCIES.indexOf(filter.minUrgency) : 0,
+            filter.chid ?? null,
+            limit,
+          )
+        : this.#q.pending.all(uaid, afterId, now, limit);
+    return (rows as unknown as MessageRow[]).map(toMessage);
   }
 
   deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
-    return this.#tx.run(() => this.#q.delMessage.run(id, uaid, chid).changes > 0);
+    return this.#tx.run(() => {
+      const row = this.#q.delMessage.get(id, uaid, chid) as { receipt: Uint8Array | null } | undefined;
+      if (row?.receipt) this.#queueReceipt(row.receipt, uaid, chid, id, 204);
+      return row !== undefined;
+    });
   }
 
-  sweepExpired(): Promise<number> {
-    return this.#tx.run(() => Number(this.#q.sweep.run(this.#now()).changes));
+  async hasReceiptSubscription(id: Buffer): Promise<boolean> {
+    return this.#q.hasReceiptSub.get(id, this.#now()) !== undefined;
+  }
+
+  async pendingReceipts(subscription: Buffer, afterSeq: number, limit: number): Promise<QueuedReceipt[]> {
+    const rows = this.#q.pendingReceipts.all(subscription, afterSeq, this.#now(), limit) as unknown as ReceiptRow[];
+    return rows.map(toReceipt);
+  }
+
+  deleteReceipt(seq: number): Promise<void> {
+    return this.#tx.run(() => {
+      this.#q.delReceipt.run(seq);
+    });
+  }
+
+  sweep(): Promise<SweepResult> {
+    const now = this.#now();
+    return this.#tx.run((): SweepResult => {
+      this.#queue410(this.#q.sweepReceiptsOfExpired, now);
+      const expired = (this.#q.sweepMessages.all(now) as unknown as { uaid: Uint8Array; chid: Uint8Array; id: number }[]).map(
+        (r): MessageRef => ({ uaid: buf(r.uaid), chid: buf(r.chid), id: r.id }),
+      );
+      const receipts = Number(this.#q.sweepReceipts.run(now).changes);
+      const receiptSubscriptions = (this.#q.sweepReceiptSubs.all(now) as unknown as { id: Uint8Array }[]).map((r) => buf(r.id));
+      for (const id of receiptSubscriptions) this.#q.delReceiptsOf.run(id);
+      return { expired, receipts, receiptSubscriptions };
+    });
+  }
+
+  async sweepExpired(): Promise<number> {
+    return (await this.sweep()).expired.length;
   }
 
   async close(): Promise<void> {

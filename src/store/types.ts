@@ -28,11 +28,23 @@ export interface StoredMessage extends NewMessage {
   /** Increases with every message stored: the delivery order. */
   id: number;
   expiresAt: number;
+  /**
+   * The receipt subscription (RFC 8030 5.1) that gets a receipt when this message is
+   * acknowledged (204) or given up (410). Absent when the sender asked for none.
+   */
+  receipt?: Buffer;
+}
+
+/** How a message names a receipt subscription when it is saved. */
+export interface ReceiptTarget {
+  id: Buffer;
+  /** true: create it (a new random id); false: it must exist (named by the sender's Link). */
+  create: boolean;
 }
 
 export type SaveResult =
   | { ok: true; message: StoredMessage; replacedId: number | null }
-  | { ok: false; reason: 'no-subscription' | 'too-many-stored' };
+  | { ok: false; reason: 'no-subscription' | 'too-many-stored' | 'no-receipt-subscription' };
 
 export interface Subscription {
   uaid: Buffer;
@@ -40,23 +52,76 @@ export interface Subscription {
   keyHash: Buffer | null;
 }
 
+/** Which stored messages a reader wants (RFC 8030 6: a subscription's own, or above an urgency). */
+export interface MessageFilter {
+  /** Only this subscription's messages; absent: every subscription of the user agent. */
+  chid?: Buffer;
+  /** Only messages at least this urgent; absent: all. */
+  minUrgency?: Urgency;
+}
+
+/** RFC 8030 6.3: 204 = acknowledged by the user agent; 410 = expired, replaced or unsubscribed first. */
+export type ReceiptStatus = 204 | 410;
+
+export interface QueuedReceipt {
+  /** Increases with every receipt queued: the delivery order. */
+  seq: number;
+  /** The receipt subscription it is for. */
+  subscription: Buffer;
+  /** The message it is about. */
+  uaid: Buffer;
+  chid: Buffer;
+  messageId: number;
+  status: ReceiptStatus;
+}
+
+export interface MessageRef {
+  uaid: Buffer;
+  chid: Buffer;
+  id: number;
+}
+
+export interface SweepResult {
+  /** Expired messages removed (their 410 receipts, when asked for, are queued). */
+  expired: MessageRef[];
+  /** Receipts removed because nobody collected them in time. */
+  receipts: number;
+  /** Receipt subscriptions that expired (their monitors end with 404). */
+  receiptSubscriptions: Buffer[];
+}
+
 /**
- * Subscriptions and messages. Writes resolve once durable; the embedded SQLite store commits
- * all writes of one event-loop turn together.
+ * Subscriptions, messages and receipts. Writes resolve once durable; the embedded SQLite
+ * store commits all writes of one event-loop turn together. A store tells its owner, after
+ * the commit, which receipt subscriptions got new receipts (`onReceipts` of the SQLite store).
  */
 export interface Store {
   hasUserAgent(uaid: Buffer): Promise<boolean>;
   putSubscription(sub: Subscription): Promise<void>;
-  /** Also deletes the subscription's pending messages. */
-  deleteSubscription(uaid: Buffer, chid: Buffer): Promise<void>;
+  /** Also deletes the subscription's pending messages (queuing 410 receipts); false when unknown. */
+  deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean>;
+  /** Deletes a whole user agent (RFC 8030 set): every subscription and message; false when unknown. */
+  deleteUserAgent(uaid: Buffer): Promise<boolean>;
   getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null>;
-  /** Stores a message, replacing a pending one of the same topic; enforces the per-UA cap. */
-  saveMessage(message: NewMessage): Promise<SaveResult>;
+  listSubscriptions(uaid: Buffer): Promise<Subscription[]>;
+  /**
+   * Stores a message, replacing a pending one of the same topic (queuing a 410 receipt for it
+   * when it asked for one); enforces the per-UA cap; creates or extends the receipt subscription.
+   */
+  saveMessage(message: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult>;
   /** Unexpired messages of a user agent with id > afterId, oldest first. */
-  pendingMessages(uaid: Buffer, afterId: number, limit: number): Promise<StoredMessage[]>;
-  /** True when the message existed (acknowledged or cancelled now). */
+  pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]>;
+  /** True when the message existed (acknowledged or cancelled now: queues its 204 receipt). */
   deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean>;
-  /** Deletes expired messages; returns how many. */
+  /** True while the receipt subscription exists (not expired). */
+  hasReceiptSubscription(id: Buffer): Promise<boolean>;
+  /** Unexpired receipts of a receipt subscription with seq > afterSeq, oldest first. */
+  pendingReceipts(subscription: Buffer, afterSeq: number, limit: number): Promise<QueuedReceipt[]>;
+  /** A receipt was handed to the application server: it is not kept. */
+  deleteReceipt(seq: number): Promise<void>;
+  /** Deletes expired messages (queuing their 410 receipts), receipts and receipt subscriptions. */
+  sweep(): Promise<SweepResult>;
+  /** Deletes expired messages; returns how many (`sweep` without the details). */
   sweepExpired(): Promise<number>;
   close(): Promise<void>;
 }

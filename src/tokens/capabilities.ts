@@ -25,9 +25,15 @@ export class Capabilities {
     this.#sealer = sealer;
   }
 
-  pushToken(t: PushTarget): string {
+  /**
+   * `stable`: the same subscription always gets the same token (RFC 8030 subscriptions: the
+   * push URL of the 201 is the one named again in each pushed message's Link). Otherwise each
+   * call gives a new, unlinkable token (WebSocket registrations).
+   */
+  pushToken(t: PushTarget, stable = false): string {
     const kind = t.keyHash ? Kind.restrictedPush : Kind.push;
-    return this.#sealer.seal(Buffer.concat([Buffer.of(kind), t.uaid, t.chid, ...(t.keyHash ? [t.keyHash] : [])]));
+    const plain = Buffer.concat([Buffer.of(kind), t.uaid, t.chid, ...(t.keyHash ? [t.keyHash] : [])]);
+    return stable ? this.#sealer.sealDeterministic(plain) : this.#sealer.seal(plain);
   }
 
   /** `restricted` says which URL form (v2 or v1) the token arrived on; they must agree. */
@@ -66,8 +72,9 @@ export class Capabilities {
     return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33) };
   }
 
+  /** Deterministic: a set has one URL, whichever subscription request returned it. */
   setToken(uaid: Buffer): string {
-    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.set), uaid]));
+    return this.#sealer.sealDeterministic(Buffer.concat([Buffer.of(Kind.set), uaid]));
   }
 
   openSetToken(token: string): Buffer | null {
@@ -75,9 +82,12 @@ export class Capabilities {
     return p && p[0] === Kind.set && p.length === 17 ? p.subarray(1) : null;
   }
 
-  /** A receipt subscription: `id` is 16 random bytes naming it in the store. */
+  /**
+   * A receipt subscription: `id` is 16 random bytes naming it in the store. Deterministic: a
+   * sender that names it in a Link gets the same URL back.
+   */
   receiptsToken(id: Buffer): string {
-    return this.#sealer.seal(Buffer.concat([Buffer.of(Kind.receipts), id]));
+    return this.#sealer.sealDeterministic(Buffer.concat([Buffer.of(Kind.receipts), id]));
   }
 
   openReceiptsToken(token: string): Buffer | null {
