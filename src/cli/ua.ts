@@ -1,9 +1,11 @@
 // `webpushd ua`: a user agent on the command line. `subscribe` prints the subscription an
 // application server needs; `listen` prints each message as one JSON line on stdout and keeps
-// running (reconnecting) until SIGINT/SIGTERM. Diagnostics go to stderr as JSON lines.
+// running (reconnecting) until SIGINT/SIGTERM. Diagnostics go to stderr as JSON lines. Either
+// protocol: the WebSocket one of Firefox/autopush, or RFC 8030 over HTTP/2.
 import { existsSync, readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
-import { PushUserAgent, RetryLater, isVapidPublicKey } from '../ua/client.ts';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { PushUserAgent, RetryLater, isVapidPublicKey, type UaProtocol, type UrgencyLevel } from '../ua/client.ts';
+import { URGENCY_LEVELS } from '../ua/http2-client.ts';
 import type { PushMessage } from '../ua/message.ts';
 import { toWebSocketUrl } from '../ua/websocket-client.ts';
 
@@ -36,7 +38,7 @@ function diag(event: string, fields: Record<string, unknown> = {}): void {
 
 function withDiagnostics(client: PushUserAgent): PushUserAgent {
   client.on('connecting', (e) => diag('connecting', { ...e }));
-  client.on('connect', (e) => diag('connected', { ...e }));
+  client.on('connect', (e) => diag('connected', { ...e, protocol: client.protocol }));
   client.on('disconnect', (e) => {
     const fields: Record<string, unknown> = { ...e };
     if (e.code === 4774) fields.note = 'the push service asked to back off (is another client using the same state file?)';
@@ -54,15 +56,36 @@ export function messageLine(m: PushMessage): string {
   return JSON.stringify({ channelID: m.channelID, endpoint: m.endpoint, version: m.version, ...payload });
 }
 
-function createClient(cmd: Command, o: { state: string; server?: string; ca?: Buffer }): PushUserAgent {
+interface CommonOptions {
+  state: string;
+  server?: string;
+  ca?: Buffer;
+  protocol?: UaProtocol;
+  urgency?: UrgencyLevel;
+}
+
+function createClient(cmd: Command, o: CommonOptions): PushUserAgent {
   try {
-    return withDiagnostics(new PushUserAgent({ statePath: o.state, server: o.server, ca: o.ca }));
+    return withDiagnostics(
+      new PushUserAgent({
+        statePath: o.state,
+        server: o.server,
+        ca: o.ca,
+        ...(o.protocol !== undefined ? { protocol: o.protocol } : {}),
+        ...(o.urgency !== undefined ? { urgency: o.urgency } : {}),
+      }),
+    );
   } catch (err) {
     cmd.error(`error: ${(err as Error).message}`);
   }
 }
 
-const STATE_HELP = 'the state file: uaid, subscriptions and their private keys (JSON, mode 0600)';
+const STATE_HELP = 'the state file: protocol, subscriptions and their private keys (JSON, mode 0600)';
+
+/** --protocol: no default in commander, so that an existing state file's protocol applies. */
+function protocolOption(description: string): Option {
+  return new Option('--protocol <protocol>', description).choices(['websocket', 'http2']);
+}
 
 export function uaCommand(): Command {
   const ua = new Command('ua').description('A user agent: subscribe through a push service and listen for messages');
@@ -70,13 +93,20 @@ export function uaCommand(): Command {
   ua.command('subscribe')
     .description(
       'Subscribe and print the subscription JSON an application server needs, {"endpoint","expirationTime","keys":{"p256dh","auth"}}, on one line. ' +
-        'The state file is created when missing; running this against the state of a running `ua listen` pauses that listener for up to a minute.',
+        'The state file is created when missing. Over http2 the subscription joins the set of the earlier ones, ' +
+        'and a running `ua listen` on the same state file picks it up; over websocket it pauses that listener for up to a minute.',
     )
     .requiredOption('--state <file>', STATE_HELP)
     .option('--server <url>', 'the push service, ws(s):// or http(s):// (required when the state file does not exist yet)', parseServer)
+    .addOption(
+      protocolOption(
+        "websocket is Firefox/autopush's protocol, http2 is RFC 8030 (HTTP/2 server push; h2c for http://). " +
+          "Default: the state file's, else websocket",
+      ),
+    )
     .option('--vapid-key <key>', "restrict the subscription to this application server's VAPID public key (base64url)", parseVapidKey)
     .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: { state: string; server?: string; vapidKey?: string; ca?: Buffer }) {
+    .action(async function (this: Command, o: CommonOptions & { vapidKey?: string }) {
       if (o.server === undefined && !existsSync(o.state)) {
         this.error(`error: --server is required: state file ${o.state} does not exist yet`);
       }
@@ -96,11 +126,19 @@ export function uaCommand(): Command {
     .description(
       'Receive messages and print each as one JSON line: {"channelID","endpoint","version"} plus "text" (valid UTF-8), ' +
         '"base64" (other bytes) or "empty": true (no payload). Each is acknowledged after it was printed. ' +
+        'The server and protocol come from the state file. ' +
         'Reconnects when the connection drops; stops on SIGINT/SIGTERM (exit 0). Diagnostics go to stderr as JSON lines.',
     )
     .requiredOption('--state <file>', `${STATE_HELP}; made by \`ua subscribe\``)
+    .addOption(protocolOption("must match the state file's; default: the state file's"))
+    .addOption(
+      new Option(
+        '--urgency <level>',
+        'http2 only: receive only messages at least this urgent; the others wait at the push service (default: all)',
+      ).choices(URGENCY_LEVELS),
+    )
     .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: { state: string; ca?: Buffer }) {
+    .action(async function (this: Command, o: CommonOptions) {
       const client = createClient(this, o);
       if (client.subscriptions().length === 0) diag('warning', { message: `state file ${o.state} holds no subscriptions` });
       // Acknowledged once written: a message that could not be written comes again next time.
@@ -133,8 +171,9 @@ export function uaCommand(): Command {
     .description('Delete a subscription at the push service and from the state file')
     .requiredOption('--state <file>', STATE_HELP)
     .requiredOption('--endpoint <url>', 'the push endpoint of the subscription (or its channelID)')
+    .addOption(protocolOption("must match the state file's; default: the state file's"))
     .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: { state: string; endpoint: string; ca?: Buffer }) {
+    .action(async function (this: Command, o: CommonOptions & { endpoint: string }) {
       const client = createClient(this, o);
       if (!client.subscriptions().some((s) => s.endpoint === o.endpoint || s.channelID === o.endpoint.toLowerCase())) {
         this.error(`error: --endpoint: state file ${o.state} has no subscription ${o.endpoint}`);

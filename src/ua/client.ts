@@ -1,31 +1,40 @@
 // PushUserAgent: a Web Push user agent as a library. It subscribes through a push service, keeps
-// the keys in a state file, receives and decrypts messages and acknowledges them after the
-// application handled them.
-//
-// Delivery: messages are handed to the 'message' listeners (or the messages() iterator) one at
-// a time, in the order the push service sent them. A message is acknowledged (code 100) after
-// every listener returned, or its promise settled (unless one threw RetryLater); one that cannot
-// be decrypted is acknowledged with 101 and reported as 'messageError'. Messages that arrive while nobody listens are held
-// (not acknowledged) until a listener is added. A message the service sends again (because its
-// acknowledgement was lost in a dropped connection) is recognised by its version, like Firefox
-// does, and acknowledged again without a second delivery.
-import { ECDH, randomUUID } from 'node:crypto';
+// the keys in a state file (state-keeper.ts), receives and decrypts messages and acknowledges
+// them after the application handled them (delivery.ts). Two protocols: the WebSocket protocol
+// of Firefox/autopush (websocket-client.ts) and RFC 8030 over HTTP/2 (http2-client.ts).
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { generateUserAgentKeys } from '../crypto/webpush.ts';
-import { DecryptionError, decodeNotification, type PushMessage } from './message.ts';
-import { StateError, readState, writeState, type StoredSubscription, type UaState } from './state.ts';
+import { Delivery } from './delivery.ts';
 import {
-  silentLogger,
-  type AckCode,
-  type AckUpdate,
-  type ConnectionEvent,
-  type IncomingNotification,
-  type ReconnectOptions,
-  type Transport,
-  type TransportHandlers,
-  type UaLogger,
-} from './transport.ts';
-import { WebSocketTransport, toWebSocketUrl } from './websocket-client.ts';
+  SafeEmitter,
+  type ConnectingEvent,
+  type DisconnectEvent,
+  type PushUserAgentEvents,
+  type ResetEvent,
+} from './events.ts';
+import { Http2Transport } from './http2-client.ts';
+import type { PushMessage } from './message.ts';
+import { messageIterator } from './message-iterator.ts';
+import { StateKeeper } from './state-keeper.ts';
+import type { StoredSubscription, UaProtocol } from './state.ts';
+import { silentLogger, type ReconnectOptions, type Transport, type TransportHandlers, type UaLogger } from './transport.ts';
+import { URGENCY_LEVELS, isUrgencyLevel, type UrgencyLevel } from './urgency.ts';
+import { isVapidPublicKey } from './vapid-key.ts';
+import { WebSocketTransport } from './websocket-client.ts';
+
+export {
+  ListenerError,
+  RetryLater,
+  type ConnectEvent,
+  type ConnectingEvent,
+  type DisconnectEvent,
+  type MessageErrorEvent,
+  type PushUserAgentEvents,
+  type ResetEvent,
+} from './events.ts';
+export { isVapidPublicKey };
+export type { UaProtocol, UrgencyLevel };
 
 /** What a browser's `PushSubscription.toJSON()` gives the application server. */
 export interface PushSubscriptionJSON {
@@ -40,15 +49,28 @@ export interface PushSubscriptionJSON {
 }
 
 export interface PushUserAgentOptions {
-  /** The push service: ws(s):// or http(s):// base URL. Optional when `statePath` names an existing state. */
+  /**
+   * The push service: ws(s):// or http(s):// base URL. Optional when `statePath` names an
+   * existing state. Over RFC 8030, `POST <server>/subscribe` subscribes (ws(s):// counts as http(s)://).
+   */
   server?: string;
   /** Keeps the uaid and the subscriptions' keys across runs (JSON, mode 0600). Without it they live in memory. */
   statePath?: string;
   /** Certificate authorities to trust besides the system's (PEM), e.g. a test server's self-signed certificate. */
   ca?: Buffer | string;
   log?: UaLogger;
-  /** Only 'websocket' (the Firefox/autopush protocol) for now. */
-  protocol?: 'websocket';
+  /**
+   * 'websocket' (the Firefox/autopush protocol) or 'http2' (RFC 8030: HTTP/2 server push, over
+   * TLS with ALPN h2 or cleartext h2c). Default: the state file's, else 'websocket'. A state file
+   * belongs to one protocol.
+   */
+  protocol?: UaProtocol;
+  /**
+   * http2 only: the lowest urgency wanted now (RFC 8030 5.3), sent as the Urgency header of the
+   * GET that receives; less urgent messages wait at the push service. Default: all. Changeable
+   * with setUrgency().
+   */
+  urgency?: UrgencyLevel | null;
   reconnect?: Partial<ReconnectOptions>;
   /** Connecting, and each subscribe/unsubscribe answer (10 s). */
   requestTimeoutMs?: number;
@@ -56,100 +78,26 @@ export interface PushUserAgentOptions {
   idleTimeoutMs?: number;
 }
 
-export interface ConnectEvent {
-  url: string;
-  uaid: string;
-}
-
-export type ConnectingEvent = Omit<Extract<ConnectionEvent, { type: 'connecting' }>, 'type'>;
-export type DisconnectEvent = Omit<Extract<ConnectionEvent, { type: 'disconnected' }>, 'type'>;
-
-/** The push service no longer knows this user agent: its subscriptions are gone. */
-export interface ResetEvent {
-  previousUaid: string;
-  uaid: string;
-  /** Dropped from the state; the application servers holding them will get 404/410. */
-  dropped: { channelID: string; endpoint: string }[];
-}
-
-export interface MessageErrorEvent {
-  channelID: string;
-  version: string;
-  endpoint?: string;
-  /** What the message was acknowledged with: 101 decryption failed, 102 no such subscription. */
-  code: 101 | 102;
-  error: Error;
-}
-
-export interface PushUserAgentEvents {
-  message: [message: PushMessage];
-  messageError: [event: MessageErrorEvent];
-  connecting: [event: ConnectingEvent];
-  connect: [event: ConnectEvent];
-  disconnect: [event: DisconnectEvent];
-  reset: [event: ResetEvent];
-  /** A listener threw, or the state could not be written. Only emitted when someone listens. */
-  error: [error: Error];
-  newListener: [eventName: string | symbol, listener: unknown];
-}
-
-/** A 'message' listener threw or rejected: the message was acknowledged anyway and a nack (301) sent. */
-export class ListenerError extends Error {
-  override name = 'ListenerError';
-}
-
-/**
- * Throw (or reject with) this from a 'message' listener that could not take the message (e.g.
- * its output is gone): the message is not acknowledged, and the push service sends it again on
- * the next connection. Delivery goes on with the next message meanwhile. Any other error from a
- * listener counts as handled (acknowledged, like Firefox does when a service worker throws).
- */
-export class RetryLater extends Error {
-  override name = 'RetryLater';
-}
-
-/** True for a base64url (padding allowed) uncompressed P-256 public key, the form VAPID keys take. */
-export function isVapidPublicKey(key: string): boolean {
-  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(key)) return false;
-  const raw = Buffer.from(key.replace(/=+$/, ''), 'base64url');
-  if (raw.length !== 65 || raw[0] !== 4) return false;
-  try {
-    ECDH.convertKey(raw, 'prime256v1');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function toJSON(s: StoredSubscription): PushSubscriptionJSON {
   return { endpoint: s.endpoint, expirationTime: null, keys: { p256dh: s.keys.p256dh, auth: s.keys.auth } };
 }
 
-/** Versions remembered per subscription to recognise a message sent again (Firefox keeps 10). */
-const RECENT_VERSIONS = 10;
+/** What a reset event says of the subscriptions it dropped. */
+const dropped = (subscriptions: StoredSubscription[]) => subscriptions.map(({ channelID, endpoint }) => ({ channelID, endpoint }));
+
 /** How long close() lets a running listener finish so that its message is acknowledged. */
 const CLOSE_GRACE_MS = 1_000;
 
 export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
-  readonly #statePath: string | undefined;
   readonly #log: UaLogger;
+  readonly #events: SafeEmitter;
+  readonly #state: StateKeeper;
   readonly #transport: Transport;
-  #state: UaState;
-  /** Channels this client unsubscribed: never merged back from the file. */
-  readonly #removed = new Set<string>();
+  readonly #http2: Http2Transport | null;
+  readonly #delivery: Delivery;
   #started = false;
   #closed = false;
   #closing: Promise<void> | null = null;
-
-  /** Received, not yet handled, in order. */
-  #queue: IncomingNotification[] = [];
-  /** `channelID version` of the queued messages and the one being handled. */
-  readonly #inFlight = new Set<string>();
-  readonly #recent = new Map<string, { version: string; code: AckCode }[]>();
-  /** Acknowledgements made while disconnected: sent when the same session resumes. */
-  #unsentAcks: AckUpdate[] = [];
-  #pumping = false;
-  #current: Promise<void> | null = null;
   readonly #iteratorStops = new Set<() => void>();
 
   /**
@@ -158,48 +106,69 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
    */
   constructor(options: PushUserAgentOptions) {
     super();
-    this.#statePath = options.statePath;
     this.#log = options.log ?? silentLogger;
-    if ((options.protocol ?? 'websocket') !== 'websocket') throw new TypeError(`unsupported protocol ${options.protocol}`);
-    const server = options.server;
-    if (server !== undefined) toWebSocketUrl(server); // throws TypeError for a bad URL
-    const stored = this.#statePath ? readState(this.#statePath) : null;
-    if (stored) {
-      if (server !== undefined && toWebSocketUrl(server) !== toWebSocketUrl(stored.server)) {
-        throw new StateError(`state file ${this.#statePath} belongs to ${stored.server}, not ${server}`);
-      }
-      this.#state = stored;
-    } else {
-      if (server === undefined) {
-        throw new StateError(
-          this.#statePath ? `state file ${this.#statePath} does not exist (subscribe first, naming the server)` : 'no server given',
-        );
-      }
-      this.#state = { server, uaid: null, subscriptions: [] };
-      // Creating the file now surfaces a bad path at once, not at the first hello.
-      if (this.#statePath) writeState(this.#statePath, this.#state);
+    this.#events = new SafeEmitter(this, this.#log);
+    if (options.protocol !== undefined && options.protocol !== 'websocket' && options.protocol !== 'http2') {
+      throw new TypeError(`unsupported protocol ${String(options.protocol)} (expected websocket or http2)`);
     }
+    if (options.urgency != null && !isUrgencyLevel(options.urgency)) {
+      throw new TypeError(`urgency must be one of ${URGENCY_LEVELS.join(', ')}`);
+    }
+    this.#state = new StateKeeper({
+      ...(options.server !== undefined ? { server: options.server } : {}),
+      ...(options.statePath !== undefined ? { statePath: options.statePath } : {}),
+      ...(options.protocol !== undefined ? { protocol: options.protocol } : {}),
+      log: this.#log,
+      reportError: (err) => this.#events.reportError(err),
+      merged: () => this.#transport.subscriptionsChanged(),
+    });
 
     const handlers: TransportHandlers = {
       uaid: () => this.#state.uaid,
       session: (uaid) => this.#onSession(uaid),
-      notification: (n) => this.#onNotification(n),
+      notification: (n) => this.#delivery.receive(n),
       status: (e) => {
         const { type, ...event } = e;
-        if (type === 'connecting') this.#emitSafe('connecting', event as ConnectingEvent);
-        else this.#emitSafe('disconnect', event as DisconnectEvent);
+        if (type === 'connecting') this.#events.emit('connecting', event as ConnectingEvent);
+        else this.#events.emit('disconnect', event as DisconnectEvent);
       },
+      subscriptions: () => this.#state.subscriptions,
+      channelFor: (endpoint) => this.#state.find((s) => s.endpoint === endpoint)?.channelID ?? null,
+      gone: (channelIDs, reason) => this.#onGone(channelIDs, reason),
     };
-    this.#transport = new WebSocketTransport(handlers, {
+    const common = {
       url: this.#state.server,
       log: this.#log,
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
       ...(options.reconnect ? { reconnect: options.reconnect } : {}),
       ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    };
+    if (this.protocol === 'http2') {
+      this.#http2 = new Http2Transport(handlers, { ...common, urgency: options.urgency ?? null });
+      this.#transport = this.#http2;
+    } else {
+      if (options.urgency != null) throw new TypeError('urgency needs protocol http2 (the WebSocket protocol has no urgency filter)');
+      this.#http2 = null;
+      this.#transport = new WebSocketTransport(handlers, common);
+    }
+    this.#delivery = new Delivery({
+      client: this,
+      events: this.#events,
+      transport: this.#transport,
+      state: this.#state,
+      log: this.#log,
+      closed: () => this.#closed,
     });
     this.on('newListener', (event) => {
-      if (event === 'message') queueMicrotask(() => void this.#pump());
+      if (event !== 'message') return;
+      queueMicrotask(() => {
+        if (this.#closed) return;
+        // RFC 8030: the GET that receives is issued once someone listens (`ua subscribe` never does).
+        if (this.#started) this.#transport.receive();
+        this.#state.watch();
+        void this.#delivery.pump();
+      });
     });
   }
 
@@ -224,6 +193,7 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
     if (this.#closed) throw new Error('the client is closed');
     if (this.#started) throw new Error('connect() was already called');
     this.#started = true;
+    if (this.listenerCount('message') > 0) this.#transport.receive();
     await this.#transport.start(options.retry ?? false);
   }
 
@@ -232,8 +202,27 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
     return this.#state.server;
   }
 
+  get protocol(): UaProtocol {
+    return this.#state.protocol;
+  }
+
+  /** The WebSocket protocol's user-agent ID; always null over RFC 8030. */
   get uaid(): string | null {
     return this.#state.uaid;
+  }
+
+  /** http2: the lowest urgency received now (null: all). */
+  get urgency(): UrgencyLevel | null {
+    return this.#http2?.urgency ?? null;
+  }
+
+  /**
+   * http2: changes the lowest urgency received (null or 'very-low': all). The GET is issued again
+   * with the new Urgency header, so messages that waited at the push service come now.
+   */
+  setUrgency(urgency: UrgencyLevel | null): void {
+    if (!this.#http2) throw new TypeError('urgency needs protocol http2 (the WebSocket protocol has no urgency filter)');
+    this.#http2.setUrgency(urgency);
   }
 
   get connected(): boolean {
@@ -253,10 +242,14 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
     }
     const channelID = randomUUID();
     const keys = generateUserAgentKeys();
-    const endpoint = await this.#transport.register(channelID, vapidKey);
+    // RFC 8030: join the set of the earlier subscriptions, so that one GET receives for all.
+    const setUrl = this.#state.subscriptions.findLast((s) => s.setUrl !== undefined)?.setUrl;
+    const { endpoint, subscriptionUrl, setUrl: newSetUrl } = await this.#transport.register(channelID, vapidKey, setUrl);
     const subscription: StoredSubscription = {
       channelID,
       endpoint,
+      ...(subscriptionUrl !== undefined ? { subscriptionUrl } : {}),
+      ...(newSetUrl !== undefined ? { setUrl: newSetUrl } : {}),
       ...(vapidKey !== undefined ? { vapidKey } : {}),
       keys: {
         p256dh: keys.publicKey.toString('base64url'),
@@ -264,28 +257,23 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
         privateKey: keys.privateKey.toString('base64url'),
       },
     };
-    this.#state.subscriptions.push(subscription);
-    this.#save(true);
+    this.#state.add(subscription);
+    this.#state.save(true);
+    this.#transport.subscriptionsChanged();
     return toJSON(subscription);
   }
 
   /** Deletes a subscription at the push service and from the state. */
   async unsubscribe(endpointOrChannelId: string): Promise<void> {
     this.#assertUsable();
-    const find = () =>
-      this.#state.subscriptions.find((s) => s.endpoint === endpointOrChannelId || s.channelID === endpointOrChannelId.toLowerCase());
-    let subscription = find();
-    if (!subscription) {
-      this.#mergeFromDisk();
-      subscription = find();
-    }
+    const subscription = this.#state.find((s) => s.endpoint === endpointOrChannelId || s.channelID === endpointOrChannelId.toLowerCase());
     if (!subscription) throw new Error(`no subscription with endpoint or channelID ${endpointOrChannelId}`);
-    await this.#transport.unregister(subscription.channelID);
+    await this.#transport.unregister(subscription);
     const { channelID } = subscription;
-    this.#removed.add(channelID);
-    this.#state.subscriptions = this.#state.subscriptions.filter((s) => s.channelID !== channelID);
-    this.#recent.delete(channelID);
-    this.#save(true);
+    this.#state.remove((s) => s.channelID === channelID);
+    this.#delivery.forgetVersions(channelID);
+    this.#state.save(true);
+    this.#transport.subscriptionsChanged();
   }
 
   /**
@@ -293,47 +281,7 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
    * (so after the loop body ran), or when the loop ends. Ends when the client is closed.
    */
   messages(): AsyncIterableIterator<PushMessage> {
-    let handled: (() => void) | null = null;
-    let cancelWait: (() => void) | null = null;
-    let done = false;
-    const release = () => {
-      const h = handled;
-      handled = null;
-      h?.();
-    };
-    const end = (): IteratorResult<PushMessage> => {
-      done = true;
-      release();
-      cancelWait?.();
-      cancelWait = null;
-      this.#iteratorStops.delete(stop);
-      return { done: true, value: undefined };
-    };
-    const stop = () => void end();
-    this.#iteratorStops.add(stop);
-    const iterator: AsyncIterableIterator<PushMessage> = {
-      [Symbol.asyncIterator]: () => iterator,
-      next: () => {
-        release();
-        if (done || this.#closed) return Promise.resolve(end());
-        return new Promise<IteratorResult<PushMessage>>((resolve) => {
-          // Listening only while the loop waits: the dispatcher holds messages meanwhile.
-          const listener = (m: PushMessage) =>
-            new Promise<void>((r) => {
-              handled = r;
-              cancelWait = null;
-              resolve({ done: false, value: m });
-            });
-          cancelWait = () => {
-            this.off('message', listener);
-            resolve({ done: true, value: undefined });
-          };
-          this.once('message', listener);
-        });
-      },
-      return: () => Promise.resolve(end()),
-    };
-    return iterator;
+    return messageIterator(this, () => this.#closed, this.#iteratorStops);
   }
 
   /**
@@ -344,212 +292,50 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#state.stopWatching();
       for (const stop of [...this.#iteratorStops]) stop();
-      if (this.#current) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.#current, new Promise<void>((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)))]);
-        clearTimeout(timer);
-      }
-      this.#queue = [];
+      const handling = this.#delivery.stop(CLOSE_GRACE_MS);
+      if (handling) await handling;
       await this.#transport.close();
     })();
     return this.#closing;
   }
 
-  // --- session ---
-
-  #onSession(uaid: string): void {
+  #onSession(uaid: string | null): void {
     const previous = this.#state.uaid;
     let reset: ResetEvent | null = null;
     if (previous === uaid) {
-      const acks = this.#unsentAcks;
-      this.#unsentAcks = [];
-      this.#transport.ack(acks);
+      this.#delivery.sessionStarted(true);
     } else {
       // A new uaid: the push service does not know us (any more). Firefox drops its subscriptions.
       if (previous !== null && this.#state.subscriptions.length > 0) {
-        reset = {
-          previousUaid: previous,
-          uaid,
-          dropped: this.#state.subscriptions.map(({ channelID, endpoint }) => ({ channelID, endpoint })),
-        };
-        for (const s of this.#state.subscriptions) this.#removed.add(s.channelID);
-        this.#state.subscriptions = [];
-        this.#recent.clear();
-        for (const n of this.#queue) this.#inFlight.delete(`${n.channelID} ${n.version}`);
-        this.#queue = [];
+        reset = { previousUaid: previous, uaid, dropped: dropped(this.#state.remove(() => true)) };
+        this.#delivery.forget(null);
       }
-      this.#unsentAcks = [];
+      this.#delivery.sessionStarted(false);
       this.#state.uaid = uaid;
-      this.#save(false);
+      this.#state.save(false);
     }
-    this.#emitSafe('connect', { url: this.#transport.url, uaid });
+    this.#events.emit('connect', { url: this.#transport.url, uaid });
     if (reset) {
       this.#log.warn({ previousUaid: reset.previousUaid, uaid, dropped: reset.dropped.length }, 'the push service reset this user agent');
-      this.#emitSafe('reset', reset);
+      this.#events.emit('reset', reset);
     }
   }
 
-  // --- delivery ---
-
-  #onNotification(n: IncomingNotification): void {
-    if (this.#closed) return;
-    const key = `${n.channelID} ${n.version}`;
-    if (this.#inFlight.has(key)) return; // sent again while still being handled: acknowledged when done
-    const seen = this.#recent.get(n.channelID)?.find((r) => r.version === n.version);
-    if (seen) {
-      this.#log.debug({ channelID: n.channelID, version: n.version }, 'message sent again: acknowledged without delivery');
-      this.#ack({ channelID: n.channelID, version: n.version, code: seen.code });
-      return;
-    }
-    this.#inFlight.add(key);
-    this.#queue.push(n);
-    void this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    if (this.#pumping) return;
-    this.#pumping = true;
-    try {
-      while (!this.#closed && this.#queue.length > 0 && this.listenerCount('message') > 0) {
-        const n = this.#queue.shift()!;
-        this.#current = this.#handle(n);
-        await this.#current;
-        this.#current = null;
-      }
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  async #handle(n: IncomingNotification): Promise<void> {
-    let code: AckCode = 100;
-    try {
-      const subscription = this.#findSubscription(n.channelID);
-      if (!subscription) {
-        code = 102;
-        this.#messageError(n, 102, new Error(`no subscription with channelID ${n.channelID} in the state`));
-      } else {
-        let message: PushMessage | null = null;
-        try {
-          message = decodeNotification(n, subscription);
-        } catch (err) {
-          if (!(err instanceof DecryptionError)) throw err;
-          code = 101;
-          this.#messageError(n, 101, err, subscription.endpoint);
-        }
-        if (message) {
-          const outcome = await this.#runListeners(message);
-          if (outcome === 'retry') {
-            this.#inFlight.delete(`${n.channelID} ${n.version}`);
-            return;
-          }
-          if (outcome === 'failed') this.#transport.nack(n.version, 301);
-        }
-      }
-    } catch (err) {
-      // Not expected (the decryption module failing in an unforeseen way): never crash the client.
-      code = 101;
-      this.#messageError(n, 101, err instanceof Error ? err : new Error(String(err)));
-    }
-    this.#inFlight.delete(`${n.channelID} ${n.version}`);
-    this.#noteRecent(n.channelID, n.version, code);
-    this.#ack({ channelID: n.channelID, version: n.version, code });
-  }
-
-  /** Runs every 'message' listener in turn, awaiting each. */
-  async #runListeners(message: PushMessage): Promise<'ok' | 'failed' | 'retry'> {
-    let outcome: 'ok' | 'failed' | 'retry' = 'ok';
-    for (const listener of this.rawListeners('message')) {
-      try {
-        await (listener as (m: PushMessage) => unknown).call(this, message);
-      } catch (err) {
-        if (err instanceof RetryLater) {
-          outcome = 'retry';
-          continue;
-        }
-        if (outcome === 'ok') outcome = 'failed';
-        this.#reportError(new ListenerError(`a 'message' listener failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
-      }
-    }
-    return outcome;
-  }
-
-  #messageError(n: IncomingNotification, code: 101 | 102, error: Error, endpoint?: string): void {
-    this.#log.warn({ channelID: n.channelID, version: n.version, code, err: error.message }, 'message not delivered');
-    this.#emitSafe('messageError', { channelID: n.channelID, version: n.version, ...(endpoint ? { endpoint } : {}), code, error });
-  }
-
-  #ack(update: AckUpdate): void {
-    if (!this.#transport.ack([update])) this.#unsentAcks.push(update);
-  }
-
-  #noteRecent(channelID: string, version: string, code: AckCode): void {
-    if (!this.#state.subscriptions.some((s) => s.channelID === channelID)) return;
-    const list = this.#recent.get(channelID) ?? [];
-    list.unshift({ version, code });
-    list.length = Math.min(list.length, RECENT_VERSIONS);
-    this.#recent.set(channelID, list);
-  }
-
-  // --- state ---
-
-  #findSubscription(channelID: string): StoredSubscription | undefined {
-    const find = () => this.#state.subscriptions.find((s) => s.channelID === channelID);
-    const found = find();
-    if (found) return found;
-    // Perhaps another process (`webpushd ua subscribe`) added it to the file meanwhile.
-    this.#mergeFromDisk();
-    return find();
-  }
-
-  /** Takes in subscriptions another process added to the state file for the same uaid. */
-  #mergeFromDisk(): void {
-    if (!this.#statePath || this.#state.uaid === null) return;
-    let disk: UaState | null;
-    try {
-      disk = readState(this.#statePath);
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'cannot re-read the state file');
-      return;
-    }
-    if (!disk || disk.uaid !== this.#state.uaid) return;
-    for (const s of disk.subscriptions) {
-      if (this.#removed.has(s.channelID) || this.#state.subscriptions.some((m) => m.channelID === s.channelID)) continue;
-      this.#state.subscriptions.push(s);
-    }
-  }
-
-  #save(throwing: boolean): void {
-    if (!this.#statePath) return;
-    this.#mergeFromDisk();
-    try {
-      writeState(this.#statePath, this.#state);
-    } catch (err) {
-      if (throwing) throw err;
-      this.#reportError(err as Error);
-    }
+  /** RFC 8030: the push service no longer has these subscriptions. */
+  #onGone(channelIDs: string[], reason: string): void {
+    const gone = new Set(channelIDs);
+    const removed = this.#state.remove((s) => gone.has(s.channelID));
+    if (removed.length === 0) return;
+    this.#delivery.forget(gone);
+    this.#state.save(false);
+    this.#log.warn({ dropped: removed.length, reason }, 'the push service no longer has some subscriptions');
+    this.#events.emit('reset', { previousUaid: null, uaid: null, dropped: dropped(removed), reason });
   }
 
   #assertUsable(): void {
     if (this.#closed) throw new Error('the client is closed');
     if (!this.#started) throw new Error('not connected: call connect() first');
-  }
-
-  // --- events ---
-
-  #reportError(err: Error): void {
-    if (this.listenerCount('error') > 0) this.#emitSafe('error', err);
-    else this.#log.warn({ err: err.message }, 'push client error');
-  }
-
-  /** Emits without letting a throwing listener break the connection handling. */
-  #emitSafe<K extends keyof PushUserAgentEvents>(event: K, ...args: PushUserAgentEvents[K]): void {
-    try {
-      (this.emit as (event: K, ...args: PushUserAgentEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      if (event === 'error') this.#log.warn({ err: (err as Error).message }, "an 'error' listener threw");
-      else this.#reportError(new ListenerError(`a '${String(event)}' listener failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
-    }
   }
 }

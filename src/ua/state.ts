@@ -1,6 +1,7 @@
-// The user agent's state file: the push service, the uaid it gave us and, per subscription,
-// the endpoint and the private keys that decrypt its messages. JSON, written atomically
-// (temporary file, fsync, rename) with mode 0600: it holds private keys.
+// The user agent's state file: the push service, the protocol, the uaid it gave us (WebSocket)
+// and, per subscription, the endpoint (plus, over RFC 8030, the subscription and set URLs) and
+// the private keys that decrypt its messages. JSON, written atomically (temporary file, fsync,
+// rename) with mode 0600: it holds private keys (and, over RFC 8030, capability URLs).
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 
@@ -14,17 +15,27 @@ export interface StoredKeys {
 }
 
 export interface StoredSubscription {
+  /** Names the subscription in this client (a random UUID; the WebSocket protocol's channel ID). */
   channelID: string;
+  /** The push URL application servers send to (RFC 8030 `urn:ietf:params:push`). */
   endpoint: string;
+  /** RFC 8030 only: the subscription resource (the 201's Location): GET receives, DELETE unsubscribes. */
+  subscriptionUrl?: string;
+  /** RFC 8030 only: the subscription set it belongs to (`urn:ietf:params:push:set`), when the service made one. */
+  setUrl?: string;
   /** The VAPID key the subscription is restricted to, as given to subscribe(). */
   vapidKey?: string;
   keys: StoredKeys;
 }
 
+export type UaProtocol = 'websocket' | 'http2';
+
 export interface UaState {
   /** The push service as given by the user (ws(s):// or http(s):// base URL). */
   server: string;
-  /** null until the push service said hello for the first time. */
+  /** How the client talks to the push service. Files without it (older ones) are 'websocket'. */
+  protocol?: UaProtocol;
+  /** WebSocket: null until the push service said hello for the first time. Always null over RFC 8030. */
   uaid: string | null;
   subscriptions: StoredSubscription[];
 }
@@ -46,17 +57,28 @@ function base64urlBytes(value: unknown, bytes: number, what: string): string {
   return value;
 }
 
-function parseSubscription(value: unknown, i: number): StoredSubscription {
+function optionalUrl(value: unknown, what: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !URL.canParse(value)) throw new Error(`${what} must be a URL`);
+  return value;
+}
+
+function parseSubscription(value: unknown, i: number, protocol: UaProtocol): StoredSubscription {
   const at = `subscriptions[${i}]`;
   if (!isObject(value)) throw new Error(`${at} must be an object`);
   const { channelID, endpoint, vapidKey, keys } = value;
   if (typeof channelID !== 'string' || !UUID.test(channelID)) throw new Error(`${at}.channelID must be a lower-case UUID`);
   if (typeof endpoint !== 'string' || !URL.canParse(endpoint)) throw new Error(`${at}.endpoint must be a URL`);
+  const subscriptionUrl = optionalUrl(value.subscriptionUrl, `${at}.subscriptionUrl`);
+  const setUrl = optionalUrl(value.setUrl, `${at}.setUrl`);
+  if (protocol === 'http2' && subscriptionUrl === undefined) throw new Error(`${at}.subscriptionUrl is required with protocol http2`);
   if (vapidKey !== undefined && typeof vapidKey !== 'string') throw new Error(`${at}.vapidKey must be a string`);
   if (!isObject(keys)) throw new Error(`${at}.keys must be an object`);
   return {
     channelID,
     endpoint,
+    ...(subscriptionUrl !== undefined ? { subscriptionUrl } : {}),
+    ...(setUrl !== undefined ? { setUrl } : {}),
     ...(vapidKey !== undefined ? { vapidKey } : {}),
     keys: {
       p256dh: base64urlBytes(keys.p256dh, 65, `${at}.keys.p256dh`),
@@ -80,9 +102,18 @@ export function parseState(text: string, path: string): UaState {
     if (raw.uaid !== undefined && raw.uaid !== null && (typeof raw.uaid !== 'string' || raw.uaid.length === 0)) {
       throw new Error('uaid must be a non-empty string or null');
     }
+    if (raw.protocol !== undefined && raw.protocol !== 'websocket' && raw.protocol !== 'http2') {
+      throw new Error('protocol must be "websocket" or "http2"');
+    }
+    const protocol = (raw.protocol as UaProtocol | undefined) ?? 'websocket';
     if (!Array.isArray(raw.subscriptions)) throw new Error('subscriptions must be an array');
-    const subscriptions = raw.subscriptions.map(parseSubscription);
-    return { server: raw.server, uaid: (raw.uaid as string | null | undefined) ?? null, subscriptions };
+    const subscriptions = raw.subscriptions.map((s, i) => parseSubscription(s, i, protocol));
+    return {
+      server: raw.server,
+      ...(raw.protocol !== undefined ? { protocol } : {}),
+      uaid: (raw.uaid as string | null | undefined) ?? null,
+      subscriptions,
+    };
   } catch (err) {
     throw new StateError(`state file ${path} is not a webpushd user-agent state: ${(err as Error).message}`);
   }

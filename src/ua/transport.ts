@@ -1,6 +1,23 @@
 // What the PushUserAgent needs from a connection to a push service. The WebSocket protocol of
-// Firefox/autopush is one transport (websocket-client.ts); RFC 8030 over HTTP/2 can be another:
-// it keeps the same shape (a session, subscribe, receive, acknowledge), with its own wire format.
+// Firefox/autopush is one transport (websocket-client.ts), RFC 8030 over HTTP/2 the other
+// (http2-client.ts): the same shape (a session, subscribe, receive, acknowledge), each with its
+// own wire format.
+import type { StoredSubscription } from './state.ts';
+
+/** The push service answered a request with an error status. */
+export class PushServiceError extends Error {
+  override name = 'PushServiceError';
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Not connected, or a request got no answer in time. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+}
 
 /** The headers a message was encrypted with (the HTTP Content-Encoding, Encryption, Crypto-Key). */
 export interface EncodingHeaders {
@@ -11,8 +28,11 @@ export interface EncodingHeaders {
 
 /** A message as the push service delivered it, still encrypted. */
 export interface IncomingNotification {
+  /** '' when the transport could not tell which subscription it is for (then it is acknowledged with 102). */
   channelID: string;
-  /** Names the message; the user agent acknowledges it. */
+  /** The push URL the message was sent to, when the protocol says (RFC 8030: the promised response's Link). */
+  endpoint?: string;
+  /** Names the message; the user agent acknowledges it. WebSocket: the version; RFC 8030: the push message URL. */
   version: string;
   /** Empty when the message has no payload. */
   body: Buffer;
@@ -34,7 +54,11 @@ export type ConnectionEvent =
   | {
       type: 'disconnected';
       url: string;
-      /** The WebSocket close code (1006: the connection failed or dropped without a close frame). */
+      /**
+       * The WebSocket close code (1006: the connection failed or dropped without a close frame).
+       * Over HTTP/2 the same meanings: 1001 the service sent GOAWAY (NO_ERROR), 1011 GOAWAY with an
+       * error code, 1006 the connection failed or dropped, 1000 closed by the client.
+       */
       code: number;
       reason: string;
       /** Why the connection failed, when it did not close cleanly. */
@@ -47,10 +71,26 @@ export type ConnectionEvent =
 export interface TransportHandlers {
   /** The uaid to resume the session with; null for a new user agent. */
   uaid(): string | null;
-  /** The push service accepted the session. Called before any notification of that session. */
-  session(uaid: string): void;
+  /**
+   * The push service accepted the session. Called before any notification of that session.
+   * `uaid` is null for protocols without one (RFC 8030).
+   */
+  session(uaid: string | null): void;
   notification(n: IncomingNotification): void;
   status(e: ConnectionEvent): void;
+  /** The subscriptions as the client knows them now (RFC 8030: what to monitor). */
+  subscriptions(): readonly StoredSubscription[];
+  /** The channelID of the subscription with this push endpoint, or null (RFC 8030). */
+  channelFor(endpoint: string): string | null;
+  /** The push service no longer has these subscriptions (RFC 8030: their set or subscription answered 404). */
+  gone(channelIDs: string[], reason: string): void;
+}
+
+/** What subscribing gives: the push endpoint, plus over RFC 8030 the subscription and set URLs. */
+export interface Registration {
+  endpoint: string;
+  subscriptionUrl?: string;
+  setUrl?: string;
 }
 
 export interface Transport {
@@ -63,15 +103,38 @@ export interface Transport {
    * re-established until close().
    */
   start(retry: boolean): Promise<void>;
-  /** Creates a subscription; resolves with its push endpoint URL. */
-  register(channelID: string, vapidKey: string | undefined): Promise<string>;
-  unregister(channelID: string): Promise<void>;
+  /** Creates a subscription (RFC 8030: in the set `setUrl` when given). */
+  register(channelID: string, vapidKey: string | undefined, setUrl?: string): Promise<Registration>;
+  unregister(subscription: StoredSubscription): Promise<void>;
+  /** The client wants messages (a listener was added). WebSocket: they come anyway. */
+  receive(): void;
+  /** The client's subscriptions changed (added, removed, merged from the state file). */
+  subscriptionsChanged(): void;
   /** False when there is no session to send them on. */
   ack(updates: AckUpdate[]): boolean;
   /** Reports that a delivered message could not be handled (301: the handler threw). */
   nack(version: string, code: number): boolean;
   /** Ends the session and stops reconnecting. */
   close(): Promise<void>;
+}
+
+/** What both transports are configured with. */
+export interface TransportOptions {
+  /** The push service's base URL, ws(s):// or http(s)://: each transport takes it in its own scheme. */
+  url: string;
+  /** Extra certificate authorities to trust (e.g. a self-signed test server's certificate). */
+  ca?: Buffer | string;
+  log?: UaLogger;
+  reconnect?: Partial<ReconnectOptions>;
+  /** Connecting (WebSocket: plus the hello answer), and each request's answer (Firefox: 10 s). */
+  requestTimeoutMs?: number;
+  /**
+   * A connection silent for this long (no frame, no ping from the service) is probed with a
+   * ping (WebSocket or HTTP/2); no answer within requestTimeoutMs and it is dropped and
+   * re-established. webpushd pings idle WebSocket connections every 5 minutes, so a live one is
+   * never silent that long. (10 min)
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Anything with pino's shape will do. */

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,8 +118,18 @@ async function subscribe(state: string, ...extra: string[]): Promise<Subscriptio
 }
 
 /** web-push encrypts and signs; fetch sends (web-push's own sender needs https). */
-async function send(sub: Subscription, payload: string | Buffer | null, encoding: 'aes128gcm' | 'aesgcm' = 'aes128gcm'): Promise<number> {
-  const details = webpush.generateRequestDetails(sub, payload ?? undefined, { TTL: 60, contentEncoding: encoding, vapidDetails });
+async function send(
+  sub: Subscription,
+  payload: string | Buffer | null,
+  encoding: 'aes128gcm' | 'aesgcm' = 'aes128gcm',
+  urgency?: 'very-low' | 'low' | 'normal' | 'high',
+): Promise<number> {
+  const details = webpush.generateRequestDetails(sub, payload ?? undefined, {
+    TTL: 60,
+    contentEncoding: encoding,
+    vapidDetails,
+    ...(urgency ? { urgency } : {}),
+  });
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(details.headers)) if (k.toLowerCase() !== 'content-length') headers[k] = String(v);
   const res = await fetch(details.endpoint, { method: details.method, headers, body: details.body ?? undefined });
@@ -341,5 +351,95 @@ describe('ua: arguments and state errors', () => {
       assert.equal(r.status, 0, cases[i]![0].join(' '));
       assert.match(r.stdout, cases[i]![1]);
     });
+  });
+});
+
+describe('ua over RFC 8030 (--protocol http2)', () => {
+  test('subscribe --protocol http2 + listen: the exact text sent by web-push, both encodings; a second subscribe joins the set', async () => {
+    const state = join(dir, 'http2.json');
+    const sub = await subscribe(state, '--protocol', 'http2', '--vapid-key', vapidKeys.publicKey);
+    assert.deepEqual(Object.keys(sub), ['endpoint', 'expirationTime', 'keys']);
+    assert.ok(sub.endpoint.startsWith(`${server.url}/`), sub.endpoint);
+    assert.equal(statSync(state).mode & 0o777, 0o600);
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as { protocol: string; subscriptions: { subscriptionUrl: string; setUrl: string }[] };
+    assert.equal(saved.protocol, 'http2');
+    assert.ok(saved.subscriptions[0]!.subscriptionUrl.startsWith(`${server.url}/`));
+
+    const l = listen(['--state', state]);
+    const connected = await l.event('connected');
+    assert.equal(connected.protocol, 'http2');
+    assert.equal(connected.url, `${server.url}/`);
+    for (const encoding of ['aes128gcm', 'aesgcm'] as const) {
+      assert.equal(await send(sub, TEXT, encoding), 201);
+      const m = await l.next();
+      assert.deepEqual(Object.keys(m), ['channelID', 'endpoint', 'version', 'text']);
+      assert.equal(m.text, TEXT, encoding);
+      assert.equal(m.endpoint, sub.endpoint);
+    }
+
+    // the protocol comes from the state file; the new subscription joins the set the listener receives
+    const second = await subscribe(state);
+    const both = JSON.parse(readFileSync(state, 'utf8')) as typeof saved;
+    assert.equal(both.subscriptions.length, 2);
+    assert.equal(both.subscriptions[1]!.setUrl, both.subscriptions[0]!.setUrl);
+    assert.equal(await send(second, 'to the second'), 201);
+    const m2 = await l.next();
+    assert.equal(m2.text, 'to the second');
+    assert.equal(m2.endpoint, second.endpoint);
+
+    l.proc.kill('SIGINT');
+    assert.deepEqual(await l.exited, { code: 0, signal: null });
+    assert.equal(l.out.length, 3, 'stdout holds only the messages');
+    for (const line of l.err) assert.doesNotThrow(() => JSON.parse(line), `stderr line is JSON: ${line}`);
+
+    const r = await run(['ua', 'unsubscribe', '--state', state, '--endpoint', second.endpoint]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await send(second, 'gone'), 410);
+  });
+
+  test('listen --urgency high: a low message waits until a listener takes all', async () => {
+    const state = join(dir, 'http2-urgency.json');
+    const sub = await subscribe(state, '--protocol', 'http2');
+    const l = listen(['--state', state, '--urgency', 'high']);
+    await l.event('connected');
+    assert.equal(await send(sub, 'low', 'aes128gcm', 'low'), 201);
+    assert.equal(await send(sub, 'high', 'aes128gcm', 'high'), 201);
+    assert.equal((await l.next()).text, 'high');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(l.out.length, 1, 'the low message waits');
+    l.proc.kill('SIGINT');
+    assert.equal((await l.exited).code, 0);
+
+    const all = listen(['--state', state]);
+    assert.equal((await all.next()).text, 'low');
+    all.proc.kill('SIGINT');
+    assert.equal((await all.exited).code, 0);
+  });
+
+  test('protocol and urgency errors; --help names the options', async () => {
+    const ws = join(dir, 'ws-for-urgency.json');
+    await subscribe(ws);
+    const [urgency, mismatch, badProtocol, badUrgency, helpSub, helpListen] = await Promise.all([
+      run(['ua', 'listen', '--state', ws, '--urgency', 'high']),
+      run(['ua', 'listen', '--state', ws, '--protocol', 'http2']),
+      run(['ua', 'subscribe', '--state', join(dir, 'never.json'), '--server', server.url, '--protocol', 'spdy']),
+      run(['ua', 'listen', '--state', ws, '--urgency', 'urgent']),
+      run(['ua', 'subscribe', '--help']),
+      run(['ua', 'listen', '--help']),
+    ]);
+    assert.equal(urgency.status, 1);
+    assert.match(urgency.stderr, /urgency needs protocol http2/);
+    assert.equal(mismatch.status, 1);
+    assert.match(mismatch.stderr, /is for protocol websocket, not http2/);
+    assert.equal(badProtocol.status, 1);
+    assert.match(badProtocol.stderr, /--protocol/);
+    assert.equal(badUrgency.status, 1);
+    assert.match(badUrgency.stderr, /--urgency/);
+    for (const r of [urgency, mismatch, badProtocol, badUrgency]) {
+      assert.equal(r.stdout, '');
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+    assert.match(helpSub.stdout, /--protocol <protocol>[\s\S]*http2/);
+    assert.match(helpListen.stdout, /--urgency <level>[\s\S]*--ca <file>/);
   });
 });
