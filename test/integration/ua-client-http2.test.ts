@@ -22,10 +22,10 @@ import {
   type UrgencyLevel,
 } from '../../src/ua/client.ts';
 import { PUSH_REL, SET_REL, parseLinks, toHttpUrl } from '../../src/ua/http2-client.ts';
-import type { PushMessage } from '../../src/ua/message.ts';
 import { StateError, readState } from '../../src/ua/state.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createTestCertificate } from '../helpers/tls.ts';
+import { inbox } from '../helpers/inbox.ts';
 
 type Encoding = 'aes128gcm' | 'aesgcm';
 
@@ -60,33 +60,6 @@ async function openOn(server: string, options: Omit<PushUserAgentOptions, 'serve
   return client;
 }
 
-/** Collects a client's messages; next() waits for the following one. */
-function inbox(client: PushUserAgent) {
-  const received: PushMessage[] = [];
-  let wake: (() => void) | null = null;
-  client.on('message', (m) => {
-    received.push(m);
-    wake?.();
-  });
-  return {
-    received,
-    async next(ms = 5000): Promise<PushMessage> {
-      const deadline = Date.now() + ms;
-      while (received.length === 0) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no message within ${ms} ms`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-      return received.shift()!;
-    },
-  };
-}
 
 function nextEvent<T>(client: PushUserAgent, event: 'reset' | 'messageError' | 'connect' | 'disconnect' | 'error', ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -16,11 +16,11 @@ import {
   type PushSubscriptionJSON,
   type ResetEvent,
 } from '../../src/ua/client.ts';
-import type { PushMessage } from '../../src/ua/message.ts';
 import { StateError, readState } from '../../src/ua/state.ts';
 import { DEFAULT_RECONNECT, reconnectDelay } from '../../src/ua/transport.ts';
 import { createSubscriberKeys } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { inbox } from '../helpers/inbox.ts';
 
 type Encoding = 'aes128gcm' | 'aesgcm';
 
@@ -58,33 +58,6 @@ async function open(options: PushUserAgentOptions): Promise<PushUserAgent> {
   return client;
 }
 
-/** Collects a client's messages; next() waits for the following one. */
-function inbox(client: PushUserAgent) {
-  const received: PushMessage[] = [];
-  let wake: (() => void) | null = null;
-  client.on('message', (m) => {
-    received.push(m);
-    wake?.();
-  });
-  return {
-    received,
-    async next(ms = 5000): Promise<PushMessage> {
-      const deadline = Date.now() + ms;
-      while (received.length === 0) {
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no message within ${ms} ms`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-      return received.shift()!;
-    },
-  };
-}
 
 /** The first event of a kind, within `ms`. */
 function nextEvent<T>(client: PushUserAgent, event: 'reset' | 'messageError' | 'connect' | 'error', ms = 5000): Promise<T> {
