@@ -23,6 +23,9 @@ export interface Config {
   deliveryBatch: number;
   sweepIntervalMs: number;
   logLevel: string;
+  /** Where /metrics and the dashboard listen; never on the public port. undefined: not served. */
+  adminHost: string;
+  adminPort: number | undefined;
 }
 
 export const DEFAULTS: Config = {
@@ -43,6 +46,8 @@ export const DEFAULTS: Config = {
   minClientPingIntervalMs: 45_000,
   deliveryBatch: 100,
   sweepIntervalMs: 60_000,
+  adminHost: '127.0.0.1',
+  adminPort: undefined,
   logLevel: 'info',
 };
 
