@@ -12,6 +12,8 @@ import {
 } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { Http1Connections } from './http1-connections.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -43,7 +45,7 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting; resolves when open connections have ended. */
   close(): Promise<void>;
-  /** Ends keep-alive connections that have no request in flight. */
+  /** Ends HTTP/1.1 keep-alive connections: idle ones now, busy ones after their response. */
   closeIdleConnections(): void;
 }
 
@@ -53,13 +55,20 @@ export async function listen(
   options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer } },
   handlers: ListenerHandlers,
 ): Promise<Listener> {
+  const connections = new Http1Connections();
   const h1 = createHttpServer(handlers.request);
   h1.on('upgrade', handlers.upgrade);
+  h1.on('connection', (socket: Socket) => connections.add(socket));
+  h1.on('request', (req, res) => connections.request(req, res));
+  h1.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
   let front: Server;
   let h2: Http2Server | Http2SecureServer;
   if (options.tls) {
     const secure = createSecureServer({ ...options.tls, allowHTTP1: true }, handlers.request);
     secure.on('upgrade', handlers.upgrade);
+    secure.on('secureConnection', (socket: TLSSocket) => socket.alpnProtocol !== 'h2' && connections.add(socket));
+    secure.on('request', (req, res) => req.httpVersionMajor === 1 && connections.request(req, res));
+    secure.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
     h2 = secure;
     front = secure;
   } else {
@@ -79,7 +88,7 @@ export async function listen(
         // HTTP/2 sessions hold no request of their own: ask them to finish (GOAWAY).
         for (const s of sessions) s.close();
       }),
-    closeIdleConnections: () => h1.closeIdleConnections(),
+    closeIdleConnections: () => connections.closeAll(),
   };
 }
 

@@ -57,3 +57,14 @@ test('SIGTERM stops the server cleanly and quickly', async () => {
   assert.ok(Date.now() - started < 5000);
   assert.match(server.output(), /"msg":"stopped"/);
 });
+
+test('SIGTERM does not wait for idle keep-alive clients', async () => {
+  const server = await startServerProcess();
+  const res = await fetch(`${server.url}/health`); // leaves an idle keep-alive connection open
+  await res.text();
+  const started = Date.now();
+  await server.stop();
+  assert.equal(server.proc.exitCode, 0, server.output());
+  // the keep-alive timeout is 5 s: the connection must be ended, not waited out
+  assert.ok(Date.now() - started < 2000, `stopped after ${Date.now() - started} ms`);
+});

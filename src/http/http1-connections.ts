@@ -1,0 +1,40 @@
+// Keep-alive HTTP/1.1 connections, so shutdown can end the idle ones at once and the busy ones
+// after their response. (A server that did not listen itself, like the one behind the
+// cleartext front, cannot do this with closeIdleConnections().) Upgraded connections (WebSocket)
+// leave the tracker: the user-agent server closes them with a close frame.
+import type { Duplex } from 'node:stream';
+import type { AnyRequest, AnyResponse } from './listener.ts';
+
+export class Http1Connections {
+  /** Requests in flight per connection. */
+  readonly #inFlight = new Map<Duplex, number>();
+  #closing = false;
+
+  add(socket: Duplex): void {
+    this.#inFlight.set(socket, 0);
+    socket.once('close', () => this.#inFlight.delete(socket));
+  }
+
+  request(req: AnyRequest, res: AnyResponse & { once(event: 'close', fn: () => void): unknown }): void {
+    const socket = req.socket as Duplex;
+    const count = this.#inFlight.get(socket);
+    if (count === undefined) return;
+    this.#inFlight.set(socket, count + 1);
+    if (this.#closing) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      const left = (this.#inFlight.get(socket) ?? 1) - 1;
+      this.#inFlight.set(socket, left);
+      if (this.#closing && left === 0) socket.destroy();
+    });
+  }
+
+  upgraded(socket: Duplex): void {
+    this.#inFlight.delete(socket);
+  }
+
+  /** Ends idle connections now and busy ones when their last response is done. */
+  closeAll(): void {
+    this.#closing = true;
+    for (const [socket, count] of this.#inFlight) if (count === 0) socket.destroy();
+  }
+}
