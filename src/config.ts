@@ -1,4 +1,6 @@
-// The validated configuration everything is built from (see docs/CONFIGURATION.md).
+// The validated configuration everything is built from (see docs/CONFIGURATION.md). Each field
+// has a flag, a WEBPUSHD_* variable and a config-file key in src/config/schema.ts; src/config/load.ts
+// merges them (flag > env > file > DEFAULTS).
 
 export interface Config {
   host: string;

@@ -1,5 +1,6 @@
 // The `webpushd` command.
 import { Command } from 'commander';
+import { secretCommand } from './secret.ts';
 import { sendCommand } from './send.ts';
 import { serveCommand } from './serve.ts';
 import { uaCommand } from './ua.ts';
@@ -13,4 +14,5 @@ program.addCommand(serveCommand());
 program.addCommand(vapidCommand());
 program.addCommand(sendCommand());
 program.addCommand(uaCommand());
+program.addCommand(secretCommand());
 await program.parseAsync(process.argv);

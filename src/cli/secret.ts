@@ -1,0 +1,49 @@
+// `webpushd secret rotate|retire`: manage the token secrets in <data dir>/secret.key. A running
+// server reads the file at start only: restart it to seal with (or stop accepting) a secret.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { join } from 'node:path';
+import { DEFAULTS } from '../config.ts';
+import { SECRET_FILE, retireSecrets, rotateSecrets } from '../tokens/secret-file.ts';
+
+const dataDirOption = () =>
+  new Option('--data-dir <dir>', 'the data dir of the server').env('WEBPUSHD_DATA_DIR').default(DEFAULTS.dataDir);
+
+function run(action: () => string): void {
+  try {
+    process.stdout.write(`${action()}\n`);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+export function secretCommand(): Command {
+  const secret = new Command('secret').description(`Rotate the secrets that seal push URLs (<data dir>/${SECRET_FILE})`);
+  secret
+    .command('rotate')
+    .description('Add a new secret that seals new URLs from the next start on; old URLs keep working')
+    .addOption(dataDirOption())
+    .action((o: { dataDir: string }) =>
+      run(() => {
+        const n = rotateSecrets(o.dataDir);
+        return `added a new secret to ${join(o.dataDir, SECRET_FILE)} (${n} in all); restart the server to use it`;
+      }),
+    );
+  secret
+    .command('retire')
+    .description('Drop all but the newest N secrets: URLs sealed by the dropped ones become invalid (404)')
+    .addOption(dataDirOption())
+    .addOption(
+      new Option('--keep <n>', 'how many of the newest secrets to keep').makeOptionMandatory().argParser((v: string) => {
+        if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected an integer of at least 1');
+        return Number(v);
+      }),
+    )
+    .action((o: { dataDir: string; keep: number }) =>
+      run(() => {
+        const dropped = retireSecrets(o.dataDir, o.keep);
+        return `dropped ${dropped} secret(s) from ${join(o.dataDir, SECRET_FILE)}, kept ${o.keep}; restart the server to apply`;
+      }),
+    );
+  return secret;
+}

@@ -1,0 +1,126 @@
+// Every option of `webpushd serve`: its Config key (also the config-file key), flag,
+// environment variable, validation and help. docs/CONFIGURATION.md documents the same table.
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+
+export type OptionKind =
+  | { type: 'string' }
+  | { type: 'int'; min: number; max: number }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'url' }
+  | { type: 'broadcasts' };
+
+export interface OptionSpec {
+  /** The Config field, and the key in the config file. */
+  key: keyof Config;
+  /** Long flag without the dashes, e.g. `max-stored`. */
+  flag: string;
+  /** Environment variable without the WEBPUSHD_ prefix. */
+  env: string;
+  /** Placeholder shown in --help. */
+  arg: string;
+  help: string;
+  kind: OptionKind;
+  /** Optional: no value (undefined) is allowed. */
+  optional?: boolean;
+  /** A secret: `--print-config` shows it masked. None today; mark future secrets so. */
+  secret?: boolean;
+}
+
+const MAX = Number.MAX_SAFE_INTEGER;
+const int = (min: number, max = MAX): OptionKind => ({ type: 'int', min, max });
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'host', flag: 'host', env: 'HOST', arg: 'address', help: 'address to listen on', kind: { type: 'string' } },
+  { key: 'port', flag: 'port', env: 'PORT', arg: 'port', help: 'port to listen on (0 = any free port)', kind: int(0, 65535) },
+  { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', arg: 'dir', help: 'holds the SQLite database and the token secret', kind: { type: 'string' } },
+  { key: 'publicUrl', flag: 'public-url', env: 'PUBLIC_URL', arg: 'url', help: 'base of the URLs handed out (default: from host and port)', kind: { type: 'url' }, optional: true },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'TLS_CERT', arg: 'file', help: 'PEM certificate: serve HTTPS and WSS', kind: { type: 'string' }, optional: true },
+  { key: 'tlsKey', flag: 'tls-key', env: 'TLS_KEY', arg: 'file', help: 'PEM private key for --tls-cert', kind: { type: 'string' }, optional: true },
+  { key: 'maxStoredPerUserAgent', flag: 'max-stored', env: 'MAX_STORED', arg: 'n', help: 'messages stored per user agent before sends get 429', kind: int(1) },
+  { key: 'maxMessageBytes', flag: 'max-message-size', env: 'MAX_MESSAGE_SIZE', arg: 'bytes', help: 'largest message body accepted (at least 4096)', kind: int(4096) },
+  { key: 'maxTtl', flag: 'max-ttl', env: 'MAX_TTL', arg: 'seconds', help: 'longest TTL kept', kind: int(1) },
+  { key: 'sync', flag: 'sync', env: 'SYNC', arg: 'mode', help: 'full: fsync every commit; normal: survive process crashes only', kind: { type: 'enum', values: ['full', 'normal'] } },
+  { key: 'broadcasts', flag: 'broadcast', env: 'BROADCAST', arg: 'id=version', help: 'a broadcast version announced to user agents (repeatable; the variable takes a comma-separated list)', kind: { type: 'broadcasts' } },
+  { key: 'handshakeTimeoutMs', flag: 'handshake-timeout-ms', env: 'HANDSHAKE_TIMEOUT_MS', arg: 'ms', help: 'time a WebSocket client has to send its hello', kind: int(100, 3_600_000) },
+  { key: 'pingIntervalMs', flag: 'ping-interval-ms', env: 'PING_INTERVAL_MS', arg: 'ms', help: 'idle time before the server pings a WebSocket client', kind: int(1000, 86_400_000) },
+  { key: 'pongTimeoutMs', flag: 'pong-timeout-ms', env: 'PONG_TIMEOUT_MS', arg: 'ms', help: 'time to answer a server ping before the connection is closed', kind: int(100, 3_600_000) },
+  { key: 'minClientPingIntervalMs', flag: 'min-client-ping-interval-ms', env: 'MIN_CLIENT_PING_INTERVAL_MS', arg: 'ms', help: 'client pings closer together than this are refused', kind: int(0, 86_400_000) },
+  { key: 'deliveryBatch', flag: 'delivery-batch', env: 'DELIVERY_BATCH', arg: 'n', help: 'stored messages sent per batch to a user agent', kind: int(1, 10_000) },
+  { key: 'sweepIntervalMs', flag: 'sweep-interval-ms', env: 'SWEEP_INTERVAL_MS', arg: 'ms', help: 'how often expired messages are swept', kind: int(100, 86_400_000) },
+  { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', arg: 'level', help: LOG_LEVELS.join(', '), kind: { type: 'enum', values: LOG_LEVELS } },
+  { key: 'adminHost', flag: 'admin-host', env: 'ADMIN_HOST', arg: 'address', help: 'address of the admin listener (metrics, health)', kind: { type: 'string' } },
+  { key: 'adminPort', flag: 'admin-port', env: 'ADMIN_PORT', arg: 'port', help: 'port of the admin listener (default: not served; 0 = any free port)', kind: int(0, 65535), optional: true },
+];
+
+/** What a value of this kind must look like, for error messages. */
+export function expectation(kind: OptionKind): string {
+  switch (kind.type) {
+    case 'string':
+      return 'expected a non-empty string';
+    case 'int':
+      return kind.max === MAX ? `expected an integer of at least ${kind.min}` : `expected an integer from ${kind.min} to ${kind.max}`;
+    case 'enum':
+      return `expected one of ${kind.values.join(', ')}`;
+    case 'url':
+      return 'expected an http or https URL';
+    case 'broadcasts':
+      return 'expected ID=VERSION pairs (in the file: an object of ID to VERSION strings)';
+  }
+}
+
+const broadcastId = z.string().min(1);
+
+/** The zod schema of a typed value (from the config file, or after converting a string). */
+export function valueSchema(spec: OptionSpec): z.ZodType {
+  const k = spec.kind;
+  let s: z.ZodType;
+  switch (k.type) {
+    case 'string':
+      s = z.string().min(1);
+      break;
+    case 'int':
+      s = z.number().int().min(k.min).max(k.max);
+      break;
+    case 'enum':
+      s = z.enum(k.values as [string, ...string[]]);
+      break;
+    case 'url':
+      s = z.url({ protocol: /^https?$/ });
+      break;
+    case 'broadcasts':
+      s = z.record(broadcastId, z.string());
+      break;
+  }
+  return spec.optional ? s.optional() : s;
+}
+
+/** The config file: a JSON object of Config keys; unknown keys are errors; null unsets an optional one. */
+export const fileSchema = z.strictObject(
+  Object.fromEntries(OPTIONS.map((o) => [o.key, (o.optional ? valueSchema(o).nullable() : valueSchema(o)).optional()])),
+);
+
+/**
+ * A flag or environment string to the value the schema checks; undefined when it cannot be
+ * converted (then the error says what was expected).
+ */
+export function fromString(spec: OptionSpec, raw: string | string[]): unknown {
+  const values = Array.isArray(raw) ? raw : [raw];
+  const last = values.at(-1)!;
+  switch (spec.kind.type) {
+    case 'int':
+      return /^\d+$/.test(last.trim()) ? Number(last.trim()) : last;
+    case 'broadcasts': {
+      const out: Record<string, string> = {};
+      for (const pair of values.flatMap((v) => v.split(',')).map((p) => p.trim()).filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) return undefined;
+        out[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      return out;
+    }
+    default:
+      return last;
+  }
+}

@@ -1,0 +1,98 @@
+// `webpushd serve --config/--print-config` from the outside, and secret rotation across restarts.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startServerProcess } from '../helpers/server-process.ts';
+import { TestUserAgent } from '../helpers/ua-client.ts';
+
+const BIN = new URL('../../bin/webpushd', import.meta.url).pathname;
+
+function webpushd(args: string[], env: Record<string, string> = {}) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEBPUSHD_')));
+  const r = spawnSync(BIN, args, { encoding: 'utf8', timeout: 10_000, env: { ...clean, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--print-config shows file values overridden by the environment and by flags', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webpushd-config-'));
+  const file = join(dir, 'f.json');
+  writeFileSync(file, JSON.stringify({ port: 9000, host: '10.0.0.1', maxTtl: 60, deliveryBatch: 7, broadcasts: { remote: 'v1' } }));
+  const r = webpushd(['serve', '--config', file, '--print-config', '--port', '9002'], { WEBPUSHD_PORT: '9001', WEBPUSHD_HOST: '10.0.0.2' });
+  assert.equal(r.status, 0, r.stderr);
+  const printed = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(printed.port, 9002, 'flag over env and file');
+  assert.equal(printed.host, '10.0.0.2', 'env over file');
+  assert.equal(printed.maxTtl, 60, 'file over default');
+  assert.equal(printed.deliveryBatch, 7);
+  assert.deepEqual(printed.broadcasts, { remote: 'v1' });
+  assert.equal(printed.sync, 'full', 'default');
+
+  // WEBPUSHD_CONFIG names the file too
+  const viaEnv = webpushd(['serve', '--print-config'], { WEBPUSHD_CONFIG: file });
+  assert.equal(viaEnv.status, 0, viaEnv.stderr);
+  assert.equal((JSON.parse(viaEnv.stdout) as Record<string, unknown>).port, 9000);
+});
+
+test('a bad or unknown key in the file: one line naming it, exit 2, no stack', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webpushd-config-'));
+  for (const [json, expected] of [
+    [{ prot: 9000 }, /^config error: prot: unknown option \(from .*bad\.json\)\n$/],
+    [{ port: 70000 }, /^config error: port: expected an integer from 0 to 65535 \(from .*bad\.json\)\n$/],
+  ] as const) {
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify(json));
+    const r = webpushd(['serve', '--config', file, '--data-dir', dir]);
+    assert.equal(r.status, 2, JSON.stringify(json));
+    assert.match(r.stderr, expected);
+    assert.equal(r.stdout, '');
+  }
+});
+
+async function register(url: string, channel: string): Promise<string> {
+  const ua = await TestUserAgent.connect(`${url.replace('http', 'ws')}/`);
+  await ua.hello();
+  const { pushEndpoint } = await ua.register(channel);
+  await ua.close();
+  return (pushEndpoint as string).replace('localhost', '127.0.0.1');
+}
+
+const push = async (endpoint: string) => (await fetch(endpoint, { method: 'POST', headers: { TTL: '60' } })).status;
+
+test('secret rotate keeps old push URLs working; retire --keep 1 invalidates them', async () => {
+  const first = await startServerProcess();
+  const oldUrl = await register(first.url, '1b4e2c8a-3f6d-4a9b-8c7e-5d2f1a0b9c31');
+  assert.equal(await push(oldUrl), 201);
+  await first.stop();
+
+  const rotated = webpushd(['secret', 'rotate', '--data-dir', first.dataDir]);
+  assert.equal(rotated.status, 0, rotated.stderr);
+  const secretFile = join(first.dataDir, 'secret.key');
+  assert.equal(readFileSync(secretFile, 'utf8').trim().split('\n').length, 2);
+  assert.equal(statSync(secretFile).mode & 0o777, 0o600);
+
+  const second = await startServerProcess({ dataDir: first.dataDir, port: first.port });
+  let newUrl: string;
+  try {
+    assert.equal(await push(oldUrl), 201, 'the old URL still opens with the old secret');
+    newUrl = await register(second.url, '2c5f3d9b-4a7e-4bac-9d8f-6e3a2b1c0d42');
+    assert.notEqual(newUrl, oldUrl);
+    assert.equal(await push(newUrl), 201);
+  } finally {
+    await second.stop();
+  }
+
+  const retired = webpushd(['secret', 'retire', '--data-dir', first.dataDir, '--keep', '1']);
+  assert.equal(retired.status, 0, retired.stderr);
+  assert.equal(readFileSync(secretFile, 'utf8').trim().split('\n').length, 1);
+
+  const third = await startServerProcess({ dataDir: first.dataDir, port: first.port });
+  try {
+    assert.equal(await push(oldUrl), 404, 'sealed by the retired secret');
+    assert.equal(await push(newUrl), 201);
+  } finally {
+    await third.stop();
+  }
+});
