@@ -12,6 +12,10 @@ import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
 import { listen } from './http/listener.ts';
+import { startAdminServer, type AdminServer } from './observability/admin-server.ts';
+import { redacting } from './observability/logging.ts';
+import { Metrics } from './observability/metrics.ts';
+import { StoreStats } from './observability/store-stats.ts';
 import { Rfc8030Resources } from './rfc8030/resources.ts';
 import { LocalRouter } from './router/router.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
@@ -27,6 +31,10 @@ export interface WebPushServer {
   /** Base URL the service hands out (push and message URLs start with it). */
   readonly url: string;
   readonly port: number;
+  /** The admin listener's base URL (/metrics, /health, /ready); undefined without `adminPort`. */
+  readonly adminUrl: string | undefined;
+  /** This instance's Prometheus metrics (its own registry). */
+  readonly metrics: Metrics;
   readonly router: LocalRouter;
   readonly store: SqliteStore;
   /**
@@ -36,22 +44,28 @@ export interface WebPushServer {
   sweep(): Promise<SweepResult>;
   /**
    * Stops accepting, closes user-agent connections (WebSocket: close 1001; HTTP/2: GOAWAY, then
-   * the open monitors' streams end), commits, closes the store.
+   * the open monitors' streams end), closes the admin listener, commits, closes the store.
    */
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
+export async function startServer(config: Config, baseLog: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
+  // whoever made the logger: capability URLs, payloads and credentials never reach a log line
+  const log = redacting(baseLog);
   mkdirSync(config.dataDir, { recursive: true });
+  const metrics = new Metrics();
   const capabilities = new Capabilities(new Sealer(loadOrCreateSecrets(config.dataDir)));
   const router = new LocalRouter();
+  const dbPath = join(config.dataDir, DB_FILE);
   const store = new SqliteStore({
-    path: join(config.dataDir, DB_FILE),
+    path: dbPath,
     maxStoredPerUserAgent: config.maxStoredPerUserAgent,
     synchronous: config.sync,
     onReceipts: (ids) => router.receiptsQueued(ids),
+    onCommit: metrics.commit,
   });
-  const pipeline = new Pipeline(store, router);
+  const stats = new StoreStats(dbPath);
+  const pipeline = new Pipeline(store, router, metrics);
 
   const tls = config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined;
   // Handlers are bound once the listening port (and so the public URL) is known.
@@ -88,6 +102,7 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
       batchSize: config.deliveryBatch,
     },
     log,
+    metrics,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
   });
   const rfc8030 = new Rfc8030Resources({
@@ -99,8 +114,9 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
     pushUrl: (target) => endpoint.pushUrl(target, true),
     batchSize: config.deliveryBatch,
     log,
+    metrics,
   });
-  onRequest = createRequestListener(endpoint, rfc8030, log);
+  onRequest = createRequestListener(endpoint, rfc8030, log, metrics);
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
   const sweep = async (): Promise<SweepResult> => {
@@ -116,15 +132,55 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
   }, config.sweepIntervalMs);
   sweeper.unref();
 
+  metrics.setSources({
+    websocketConnections: () => userAgents.clients,
+    http2Monitors: () => rfc8030.monitors,
+    storedMessages: () => stats.storedMessages(),
+  });
+
+  let closing = false;
+  /** Cheap: one indexed lookup of a uaid that never exists. */
+  const NO_UAID = Buffer.alloc(16);
+  const ready = async (): Promise<string | null> => {
+    if (closing) return 'shutting down';
+    try {
+      await store.hasUserAgent(NO_UAID);
+      return null;
+    } catch (err) {
+      return `store unreachable: ${(err as Error).message}`;
+    }
+  };
+
+  let admin: AdminServer | undefined;
+  if (config.adminPort !== undefined) {
+    try {
+      admin = await startAdminServer({ host: config.adminHost, port: config.adminPort, metrics, ready, log });
+    } catch (err) {
+      // e.g. the admin port is taken: undo what started, then fail the start
+      clearInterval(sweeper);
+      wheel.stop();
+      const closed = http.close();
+      http.closeIdleConnections();
+      await closed;
+      stats.close();
+      await store.close();
+      throw err;
+    }
+    log.info({ admin: admin.url, listen: `${config.adminHost}:${admin.port}` }, 'admin listening (/metrics, /health, /ready)');
+  }
+
   log.info({ url, listen: `${config.host}:${port}`, dataDir: config.dataDir }, 'listening');
 
   return {
     url,
     port,
+    adminUrl: admin?.url,
+    metrics,
     router,
     store,
     sweep,
     async close() {
+      closing = true;
       clearInterval(sweeper);
       wheel.stop();
       const closed = http.close();
@@ -132,6 +188,8 @@ export async function startServer(config: Config, log: Logger = pino({ level: co
       await userAgents.close(Close.goingAway, 'server shutting down');
       http.closeIdleConnections();
       await closed;
+      await admin?.close();
+      stats.close();
       await store.close();
     },
   };

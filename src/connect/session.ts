@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
 import { formatChannelId, formatUaid, newUaid, parseUaid } from '../common/ids.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Connection, Delivery, Router } from '../router/router.ts';
 import type { Store } from '../store/types.ts';
 import type { Pipeline } from '../core/pipeline.ts';
@@ -41,6 +42,8 @@ export interface SessionContext {
   broadcasts: BroadcastTable;
   settings: SessionSettings;
   log: Logger;
+  /** Counts deliveries (and their latency from accept); optional. */
+  metrics?: Metrics | null;
   /** The push endpoint URL for a new registration. */
   endpointUrl(uaid: Buffer, chid: Buffer, keyHash: Buffer | null): string;
 }
@@ -83,7 +86,10 @@ export class Session implements Connection, HasDeadline {
       this.#queue = this.#queue.then(() => this.#onText(text));
     });
     ws.on('pong', () => this.#onPong());
-    ws.on('close', () => this.#onClosed());
+    ws.on('close', (code) => {
+      ctx.log.debug({ code, identified: this.#uaid !== null }, 'user agent connection closed');
+      this.#onClosed();
+    });
     ws.on('error', (err) => ctx.log.debug({ err: err.message }, 'websocket error'));
   }
 
@@ -128,6 +134,7 @@ export class Session implements Connection, HasDeadline {
 
   #send(m: Delivery): void {
     this.#ws.send(notificationMessage(formatChannelId(m.chid), versionOf(m.id), m.body, m.headers));
+    this.#ctx.metrics?.delivered('websocket', m.createdAt);
   }
 
   #onPong(): void {

@@ -1,6 +1,7 @@
 // accept -> store -> route: the one path every message takes, whichever door it came in by.
 // Every change a live connection must hear of (a message left the store, a subscription was
 // deleted) also goes through here, after the store committed it.
+import type { Metrics } from '../observability/metrics.ts';
 import type { Router } from '../router/router.ts';
 import type { NewMessage, ReceiptTarget, Store, StoredMessage, SweepResult } from '../store/types.ts';
 
@@ -16,22 +17,32 @@ export type AcceptResult =
 export class Pipeline {
   readonly #store: Store;
   readonly #router: Router;
+  readonly #metrics: Metrics | null;
   #ephemeralIds = 0;
 
-  constructor(store: Store, router: Router) {
+  constructor(store: Store, router: Router, metrics: Metrics | null = null) {
     this.#store = store;
     this.#router = router;
+    this.#metrics = metrics;
   }
 
   /** `receipt`: where to report the message's fate (RFC 8030 5.1); ignored for TTL 0 (never stored). */
   async accept(m: NewMessage, receipt?: ReceiptTarget): Promise<AcceptResult> {
     if (m.ttl === 0) {
-      if (!(await this.#store.getSubscription(m.uaid, m.chid))) return { outcome: 'no-subscription' };
+      if (!(await this.#store.getSubscription(m.uaid, m.chid))) {
+        this.#metrics?.rejected('no-subscription');
+        return { outcome: 'no-subscription' };
+      }
+      this.#metrics?.accepted(false);
       const delivered = this.#router.deliver({ ...m, id: -++this.#ephemeralIds, expiresAt: m.createdAt });
       return { outcome: 'ephemeral', delivered };
     }
     const saved = await this.#store.saveMessage(m, receipt);
-    if (!saved.ok) return { outcome: saved.reason };
+    if (!saved.ok) {
+      this.#metrics?.rejected(saved.reason);
+      return { outcome: saved.reason };
+    }
+    this.#metrics?.accepted(true);
     if (saved.replacedId !== null) this.#router.removed(m.uaid, m.chid, saved.replacedId);
     this.#router.deliver(saved.message);
     return { outcome: 'stored', message: saved.message };
@@ -40,7 +51,10 @@ export class Pipeline {
   /** Acknowledged by the user agent, or cancelled by the sender. */
   async remove(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
     const removed = await this.#store.deleteMessage(uaid, chid, id);
-    if (removed) this.#router.removed(uaid, chid, id);
+    if (removed) {
+      this.#metrics?.acknowledged();
+      this.#router.removed(uaid, chid, id);
+    }
     return removed;
   }
 
@@ -61,6 +75,7 @@ export class Pipeline {
   /** Removes what expired and tells the live connections and receipt monitors. */
   async sweep(): Promise<SweepResult> {
     const result = await this.#store.sweep();
+    this.#metrics?.expired(result.expired.length);
     for (const m of result.expired) this.#router.removed(m.uaid, m.chid, m.id);
     if (result.receiptSubscriptions.length > 0) this.#router.receiptsExpired(result.receiptSubscriptions);
     return result;

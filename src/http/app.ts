@@ -1,9 +1,11 @@
 // The public HTTP surface: routes requests to the push endpoint and the RFC 8030 user-agent
 // resources, and answers errors in autopush's JSON shape. Only the routes below exist on the
-// public port.
+// public port: /metrics, /ready and the dashboard are on the admin listener
+// (src/observability/admin-server.ts), never here.
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import { abortResponse, type AnyRequest, type AnyResponse } from './listener.ts';
 import { sendError } from './respond.ts';
@@ -11,7 +13,21 @@ import { sendError } from './respond.ts';
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
 
-export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Resources, log: Logger) {
+/** The first path segment, for logs: never the path itself (it holds capability tokens). */
+const routeOf = (url: string | undefined): string => /^\/([a-z]{1,16})(?:[/?]|$)/.exec(url ?? '')?.[1] ?? '?';
+
+/** An HTTP/1.1 or HTTP/2 compatibility response, as an event emitter. */
+interface CountedResponse {
+  statusCode: number;
+  once(event: 'finish', listener: (this: CountedResponse) => void): unknown;
+}
+
+export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Resources, log: Logger, metrics: Metrics | null = null) {
+  // one shared listener: counting a response allocates nothing per request
+  function counted(this: CountedResponse): void {
+    metrics!.response(this.statusCode);
+  }
+
   async function route(req: AnyRequest, res: AnyResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const method = req.method ?? 'GET';
@@ -36,10 +52,14 @@ export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Re
   }
 
   return (req: AnyRequest, res: AnyResponse): void => {
+    if (metrics) (res as unknown as CountedResponse).once('finish', counted);
     route(req, res).catch((err: unknown) => {
       if (!(err instanceof PushError)) {
-        log.error({ err, method: req.method }, 'request failed');
+        log.error({ err, method: req.method, route: routeOf(req.url) }, 'request failed');
         err = new PushError(500, Errno.internal, 'Internal server error');
+      } else if (log.isLevelEnabled('debug')) {
+        const e = err as PushError;
+        log.debug({ method: req.method, route: routeOf(req.url), status: e.status, errno: e.errno }, 'request refused');
       }
       if (res.headersSent) return abortResponse(res);
       sendError(res, err as PushError);

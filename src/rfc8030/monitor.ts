@@ -8,6 +8,7 @@ import { constants, type Http2ServerResponse, type OutgoingHttpHeaders, type Ser
 import type { Logger } from 'pino';
 import { Errno, PushError } from '../common/push-error.ts';
 import { sendError } from '../http/respond.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Delivery } from '../router/router.ts';
 import { URGENCIES, type MessageFilter, type Store, type Urgency } from '../store/types.ts';
 import type { Capabilities } from '../tokens/capabilities.ts';
@@ -20,6 +21,8 @@ export interface MonitorContext {
   /** Stored messages pushed at once before waiting for their acknowledgements. */
   batchSize: number;
   log: Logger;
+  /** Counts deliveries (and their latency from accept); optional. */
+  metrics?: Metrics | null;
 }
 
 export interface MonitorOptions {
@@ -167,7 +170,9 @@ export class Monitor {
       if (m.headers.encryption !== undefined) headers.encryption = m.headers.encryption;
       if (m.headers.cryptoKey !== undefined) headers['crypto-key'] = m.headers.cryptoKey;
     }
-    return push(this.#o.stream, this.#o.origin, `/m/${token}`, { status: 200, headers, body: m.body });
+    const promised = push(this.#o.stream, this.#o.origin, `/m/${token}`, { status: 200, headers, body: m.body });
+    if (promised) this.#ctx.metrics?.delivered('http2', m.createdAt);
+    return promised;
   }
 
   #fail(err: PushError): void {

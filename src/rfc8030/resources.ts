@@ -10,6 +10,7 @@ import { Errno, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { parseUrgency } from '../endpoint/push-headers.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Router } from '../router/router.ts';
 import type { Store, Subscription, Urgency } from '../store/types.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
@@ -32,6 +33,8 @@ export interface Rfc8030Options {
   /** Stored messages pushed at once before waiting for acknowledgements. */
   batchSize: number;
   log: Logger;
+  /** Counts the monitors' deliveries; optional. */
+  metrics?: Metrics | null;
 }
 
 const RESOURCE = /^\/(s|set|r)\/([A-Za-z0-9_-]+)$/;
@@ -128,7 +131,7 @@ export class Rfc8030Resources {
       uaid = ua;
     }
     const pushUrls = new Map<string, string>();
-    const ctx = { store, capabilities, batchSize: this.#o.batchSize, log: this.#o.log };
+    const ctx = { store, capabilities, batchSize: this.#o.batchSize, log: this.#o.log, metrics: this.#o.metrics ?? null };
     const monitor = new Monitor(ctx, { uaid, chid, minUrgency, pushUrls, ...h2 });
     const wait = !prefersNoWait(req.headers.prefer);
     // registered before the subscriptions are listed: one that joins the set meanwhile is told

@@ -1,0 +1,180 @@
+// The Prometheus metrics of one server instance (see docs/OPERATIONS.md). Each server owns its
+// registry: several servers in one process (tests) never share or clash. Hot-path updates are
+// plain counter increments and histogram observations on children bound once at construction.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Where a message was handed to a user agent. */
+export type Transport = 'websocket' | 'http2';
+
+type Child = { inc(value?: number): void };
+
+/** Live numbers read at scrape time (never kept up to date on the hot path). */
+export interface MetricSources {
+  websocketConnections(): number;
+  http2Monitors(): number;
+  /** Messages in the store, counted up to a bound; null when unknown (not reported). */
+  storedMessages(): number | null;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #accepted: Counter;
+  readonly #stored: Counter;
+  readonly #rejected: Record<RejectReason, Child>;
+  readonly #delivered: Record<Transport, Child>;
+  readonly #acknowledged: Counter;
+  readonly #expired: Counter;
+  readonly #latency: Histogram;
+  readonly #commitSeconds: Histogram;
+  readonly #commitWrites: Histogram;
+  readonly #responses: Counter<'code'>;
+  readonly #byCode = new Map<number, Child>();
+  #sources: MetricSources | null = null;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.#accepted = new Counter({
+      name: 'webpushd_messages_accepted_total',
+      help: 'Messages accepted from application servers (stored, or TTL 0 handed on or dropped)',
+      registers,
+    });
+    this.#stored = new Counter({
+      name: 'webpushd_messages_stored_total',
+      help: 'Accepted messages written to the store (TTL > 0)',
+      registers,
+    });
+    const rejected = new Counter({
+      name: 'webpushd_messages_rejected_total',
+      help: 'Sends refused by the pipeline, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#rejected = {
+      'no-subscription': rejected.labels('no_subscription'),
+      'too-many-stored': rejected.labels('too_many_stored'),
+      'no-receipt-subscription': rejected.labels('no_receipt_subscription'),
+    };
+    const delivered = new Counter({
+      name: 'webpushd_messages_delivered_total',
+      help: 'Messages sent to a user agent (redeliveries after a reconnect count again), by transport',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.#delivered = { websocket: delivered.labels('websocket'), http2: delivered.labels('http2') };
+    // known label values start at 0 (rate() needs a first sample)
+    for (const child of [...Object.values(this.#rejected), ...Object.values(this.#delivered)]) child.inc(0);
+    this.#acknowledged = new Counter({
+      name: 'webpushd_messages_acknowledged_total',
+      help: 'Stored messages removed by an acknowledgement (WebSocket ack, or DELETE on the message URL)',
+      registers,
+    });
+    this.#expired = new Counter({
+      name: 'webpushd_messages_expired_total',
+      help: 'Stored messages removed unacknowledged because their TTL ran out',
+      registers,
+    });
+    this.#latency = new Histogram({
+      name: 'webpushd_delivery_latency_seconds',
+      help: 'Time from accepting a message to sending it to a user agent',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600, 86400],
+      registers,
+    });
+    this.#commitSeconds = new Histogram({
+      name: 'webpushd_store_commit_seconds',
+      help: 'Duration of one store commit (a group of writes, with its fsync)',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.#commitWrites = new Histogram({
+      name: 'webpushd_store_commit_writes',
+      help: 'Writes grouped into one store commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers,
+    });
+    this.#responses = new Counter({
+      name: 'webpushd_http_responses_total',
+      help: 'HTTP responses sent on the public port, by status code',
+      labelNames: ['code'],
+      registers,
+    });
+    const sources = () => this.#sources;
+    new Gauge({
+      name: 'webpushd_connections',
+      help: 'Open user-agent connections: WebSocket sessions, HTTP/2 monitors (RFC 8030 GETs held open)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const s = sources();
+        this.set({ kind: 'websocket' }, s ? s.websocketConnections() : 0);
+        this.set({ kind: 'http2_monitor' }, s ? s.http2Monitors() : 0);
+      },
+    });
+    new Gauge({
+      name: 'webpushd_messages_stored',
+      help: `Messages in the store now (counted up to ${STORED_COUNT_LIMIT}: the value saturates there)`,
+      registers,
+      collect() {
+        const n = sources()?.storedMessages() ?? null;
+        if (n !== null) this.set(n);
+      },
+    });
+  }
+
+  /** Wires the scrape-time gauges to the server's parts (once they exist). */
+  setSources(sources: MetricSources): void {
+    this.#sources = sources;
+  }
+
+  accepted(stored: boolean): void {
+    this.#accepted.inc();
+    if (stored) this.#stored.inc();
+  }
+
+  rejected(reason: RejectReason): void {
+    this.#rejected[reason].inc();
+  }
+
+  /** A message went out to a user agent; `createdAt`: when it was accepted (ms since epoch). */
+  delivered(transport: Transport, createdAt: number): void {
+    this.#delivered[transport].inc();
+    this.#latency.observe(Math.max(0, Date.now() - createdAt) / 1000);
+  }
+
+  acknowledged(): void {
+    this.#acknowledged.inc();
+  }
+
+  expired(n: number): void {
+    if (n > 0) this.#expired.inc(n);
+  }
+
+  /** GroupCommit's onCommit. */
+  readonly commit = (ms: number, writes: number): void => {
+    this.#commitSeconds.observe(ms / 1000);
+    this.#commitWrites.observe(writes);
+  };
+
+  response(code: number): void {
+    let child = this.#byCode.get(code);
+    if (!child) {
+      child = this.#responses.labels(String(code));
+      this.#byCode.set(code, child);
+    }
+    child.inc();
+  }
+
+  /** The Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+export type RejectReason = 'no-subscription' | 'too-many-stored' | 'no-receipt-subscription';
+
+/** The stored-messages gauge counts at most this many rows per scrape. */
+export const STORED_COUNT_LIMIT = 100_000;
