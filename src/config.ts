@@ -28,6 +28,30 @@ export interface Config {
   /** Where /metrics and the dashboard listen; never on the public port. undefined: not served. */
   adminHost: string;
   adminPort: number | undefined;
+  /** Messages per second per subscription (POST /wpush/…); 0: no limit. */
+  rateLimitSubscription: number;
+  rateLimitSubscriptionBurst: number;
+  /** Requests per second per client address (POST /wpush/…, POST /subscribe); 0: no limit. */
+  rateLimitAddress: number;
+  rateLimitAddressBurst: number;
+  /** Open WebSocket connections plus HTTP/2 sessions per client address; 0: no limit. */
+  maxConnectionsPerAddress: number;
+  /** 'exempt': the per-address limits do not apply to 127.0.0.0/8 and ::1. */
+  loopbackLimits: 'exempt' | 'limited';
+  /** HTTP/1.1 request head (max-header-size) and HTTP/2 header list limit. */
+  maxHeaderBytes: number;
+  /** HTTP/1.1: time to receive a complete request head (slow-header clients are cut). */
+  headersTimeoutMs: number;
+  /** HTTP/1.1: time to receive a complete request. */
+  requestTimeoutMs: number;
+  /** HTTP/1.1: idle keep-alive connections are closed after this. */
+  keepAliveTimeoutMs: number;
+  /** HTTP/2: a session without open streams (no monitor, no request) is closed after this. */
+  http2IdleTimeoutMs: number;
+  /** HTTP/2: memory (MiB) a session may buffer before new streams are refused. */
+  http2MaxSessionMemory: number;
+  /** TLS: time for a client to complete the TLS handshake. */
+  tlsHandshakeTimeoutMs: number;
 }
 
 export const DEFAULTS: Config = {
@@ -51,6 +75,19 @@ export const DEFAULTS: Config = {
   adminHost: '127.0.0.1',
   adminPort: undefined,
   logLevel: 'info',
+  rateLimitSubscription: 100,
+  rateLimitSubscriptionBurst: 200,
+  rateLimitAddress: 0,
+  rateLimitAddressBurst: 1000,
+  maxConnectionsPerAddress: 100,
+  loopbackLimits: 'exempt',
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  http2IdleTimeoutMs: 120_000,
+  http2MaxSessionMemory: 10,
+  tlsHandshakeTimeoutMs: 10_000,
 };
 
 /** The public base URL: configured, or derived from the listening address. */

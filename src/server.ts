@@ -12,6 +12,9 @@ import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
 import { listen } from './http/listener.ts';
+import { withDemo } from './web/demo.ts'; // web: the /demo pages
+import { ConnectionLimiter } from './limits/connection-limiter.ts';
+import { RateLimiter } from './limits/rate-limiter.ts';
 import { startAdminServer, type AdminServer } from './observability/admin-server.ts';
 import { redacting } from './observability/logging.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -71,14 +74,34 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   // Handlers are bound once the listening port (and so the public URL) is known.
   let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
   let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
+  const connectionLimiter = new ConnectionLimiter(config.maxConnectionsPerAddress, config.loopbackLimits === 'exempt');
+  const limits = {
+    maxHeaderBytes: config.maxHeaderBytes,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    http2IdleTimeoutMs: config.http2IdleTimeoutMs,
+    http2MaxSessionMemory: config.http2MaxSessionMemory,
+    tlsHandshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
+    connections: connectionLimiter,
+    log,
+  };
   const http = await listen(
-    { host: config.host, port: config.port, ...(tls ? { tls } : {}) },
+    { host: config.host, port: config.port, limits, ...(tls ? { tls } : {}) },
     { request: (req, res) => onRequest(req, res), upgrade: (req, socket, head) => onUpgrade(req, socket, head) },
   );
   const port = http.port;
   const url = publicUrlOf(config, port);
 
+  const rateLimiter = new RateLimiter({
+    perSubscriptionRate: config.rateLimitSubscription,
+    perSubscriptionBurst: config.rateLimitSubscriptionBurst,
+    perAddressRate: config.rateLimitAddress,
+    perAddressBurst: config.rateLimitAddressBurst,
+    exemptLoopback: config.loopbackLimits === 'exempt',
+  });
   const endpoint = new PushEndpoint({
+    rateLimiter,
     capabilities,
     pipeline,
     vapid: new VapidVerifier({ audience: new URL(url).origin }),
@@ -104,7 +127,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
-  });
+  }, connectionLimiter);
   const rfc8030 = new Rfc8030Resources({
     store,
     pipeline,
@@ -116,7 +139,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
   });
-  onRequest = createRequestListener(endpoint, rfc8030, log, metrics);
+  onRequest = createRequestListener(endpoint, rfc8030, log, metrics, rateLimiter);
+  onRequest = withDemo(onRequest, { publicUrl: url, dataDir: config.dataDir, log }); // web: the /demo pages (src/web/demo.ts)
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
   const sweep = async (): Promise<SweepResult> => {

@@ -19,6 +19,7 @@ export const Errno = {
   invalidReceipts: 121,
   invalidOptions: 122,
   http2Required: 123,
+  rateLimited: 124,
   notFound: 404,
   methodNotAllowed: 405,
   internal: 999,

@@ -52,6 +52,19 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', arg: 'level', help: LOG_LEVELS.join(', '), kind: { type: 'enum', values: LOG_LEVELS } },
   { key: 'adminHost', flag: 'admin-host', env: 'ADMIN_HOST', arg: 'address', help: 'address of the admin listener (metrics, health)', kind: { type: 'string' } },
   { key: 'adminPort', flag: 'admin-port', env: 'ADMIN_PORT', arg: 'port', help: 'port of the admin listener (default: not served; 0 = any free port)', kind: int(0, 65535), optional: true },
+  { key: 'rateLimitSubscription', flag: 'rate-limit-subscription', env: 'RATE_LIMIT_SUBSCRIPTION', arg: 'per-second', help: 'messages per second to one subscription before 429 (0 = no limit)', kind: int(0) },
+  { key: 'rateLimitSubscriptionBurst', flag: 'rate-limit-subscription-burst', env: 'RATE_LIMIT_SUBSCRIPTION_BURST', arg: 'n', help: 'messages to one subscription allowed at once after idling', kind: int(1) },
+  { key: 'rateLimitAddress', flag: 'rate-limit-address', env: 'RATE_LIMIT_ADDRESS', arg: 'per-second', help: 'sends and subscribes per second from one client address before 429 (0 = no limit)', kind: int(0) },
+  { key: 'rateLimitAddressBurst', flag: 'rate-limit-address-burst', env: 'RATE_LIMIT_ADDRESS_BURST', arg: 'n', help: 'requests from one address allowed at once after idling', kind: int(1) },
+  { key: 'maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'MAX_CONNECTIONS_PER_ADDRESS', arg: 'n', help: 'open WebSocket connections and HTTP/2 sessions per client address (0 = no limit)', kind: int(0) },
+  { key: 'loopbackLimits', flag: 'loopback-limits', env: 'LOOPBACK_LIMITS', arg: 'mode', help: 'exempt: per-address limits skip 127.0.0.0/8 and ::1; limited: they apply', kind: { type: 'enum', values: ['exempt', 'limited'] } },
+  { key: 'maxHeaderBytes', flag: 'max-header-size', env: 'MAX_HEADER_SIZE', arg: 'bytes', help: 'largest request head (HTTP/1.1: 431 beyond it) or HTTP/2 header list', kind: int(1024, 1024 * 1024) },
+  { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'HEADERS_TIMEOUT_MS', arg: 'ms', help: 'time to receive a request head (slow clients are cut)', kind: int(100, 3_600_000) },
+  { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'REQUEST_TIMEOUT_MS', arg: 'ms', help: 'time to receive a whole HTTP/1.1 request', kind: int(100, 3_600_000) },
+  { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout-ms', env: 'KEEP_ALIVE_TIMEOUT_MS', arg: 'ms', help: 'idle HTTP/1.1 keep-alive connections are closed after this', kind: int(100, 3_600_000) },
+  { key: 'http2IdleTimeoutMs', flag: 'http2-idle-timeout-ms', env: 'HTTP2_IDLE_TIMEOUT_MS', arg: 'ms', help: 'HTTP/2 sessions with no open stream (no monitor) are closed after this', kind: int(100, 86_400_000) },
+  { key: 'http2MaxSessionMemory', flag: 'http2-max-session-memory', env: 'HTTP2_MAX_SESSION_MEMORY', arg: 'MiB', help: 'memory one HTTP/2 session may buffer before new streams are refused', kind: int(1, 1024) },
+  { key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout-ms', env: 'TLS_HANDSHAKE_TIMEOUT_MS', arg: 'ms', help: 'time to complete the TLS handshake', kind: int(100, 3_600_000) },
 ];
 
 /** What a value of this kind must look like, for error messages. */

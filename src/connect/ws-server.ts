@@ -3,6 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { ConnectionLimiter } from '../limits/connection-limiter.ts';
 import { Session, type SessionContext } from './session.ts';
 
 /** Client frames are small; 64 KiB leaves room for a large ack batch. */
@@ -11,9 +12,12 @@ const MAX_FRAME = 64 * 1024;
 export class UserAgentServer {
   readonly #wss: WebSocketServer;
   readonly #ctx: SessionContext;
+  readonly #limiter: ConnectionLimiter | undefined;
 
-  constructor(ctx: SessionContext) {
+  /** `limiter`: connections per client address; one too many is answered 429 before the upgrade. */
+  constructor(ctx: SessionContext, limiter?: ConnectionLimiter) {
     this.#ctx = ctx;
+    this.#limiter = limiter;
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME,
@@ -24,6 +28,17 @@ export class UserAgentServer {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const limiter = this.#limiter;
+    if (limiter) {
+      const address = req.socket.remoteAddress;
+      if (!limiter.acquire(address)) {
+        this.#ctx.log.warn({ address, max: limiter.max }, 'WebSocket refused: too many connections from this address');
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        socket.once('finish', () => socket.destroy());
+        return;
+      }
+      socket.once('close', () => limiter.release(address));
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => new Session(ws, this.#ctx));
   }
 

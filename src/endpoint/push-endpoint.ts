@@ -6,6 +6,7 @@ import { Errno, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { readBody } from '../http/body.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { Rel, formatLink } from '../rfc8030/links.ts';
 import { parseReceiptRequest } from '../rfc8030/receipt-request.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
@@ -22,6 +23,8 @@ export interface PushEndpointOptions {
   maxBodyBytes: number;
   maxTtl: number;
   log: Logger;
+  /** Per-subscription rate limit (429 with Retry-After). */
+  rateLimiter?: RateLimiter;
 }
 
 const invalidToken = () => new PushError(404, Errno.invalidToken, 'Invalid token');
@@ -44,6 +47,7 @@ export class PushEndpoint {
     if (version !== 'v1' && version !== 'v2') throw invalidToken();
     const target = o.capabilities.openPushToken(token, version === 'v2');
     if (!target) throw invalidToken();
+    o.rateLimiter?.checkSubscription(target.uaid, target.chid);
     const headers = parsePushHeaders(req.headers, o.maxTtl);
     // RFC 8030 5.1; a TTL 0 message is never stored, so never acknowledged: it gets no receipt
     const receipt = headers.ttl > 0 ? parseReceiptRequest(req.headers, o.capabilities) : null;

@@ -7,7 +7,8 @@ import { Errno, PushError } from '../common/push-error.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Rfc8030Resources } from '../rfc8030/resources.ts';
-import { abortResponse, type AnyRequest, type AnyResponse } from './listener.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { abortResponse, remoteAddressOf, type AnyRequest, type AnyResponse } from './listener.ts';
 import { sendError } from './respond.ts';
 
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
@@ -22,7 +23,13 @@ interface CountedResponse {
   once(event: 'finish', listener: (this: CountedResponse) => void): unknown;
 }
 
-export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Resources, log: Logger, metrics: Metrics | null = null) {
+export function createRequestListener(
+  endpoint: PushEndpoint,
+  rfc8030: Rfc8030Resources,
+  log: Logger,
+  metrics: Metrics | null = null,
+  limits: RateLimiter | null = null,
+) {
   // one shared listener: counting a response allocates nothing per request
   function counted(this: CountedResponse): void {
     metrics!.response(this.statusCode);
@@ -34,12 +41,14 @@ export function createRequestListener(endpoint: PushEndpoint, rfc8030: Rfc8030Re
     let m: RegExpExecArray | null;
     if ((m = PUSH.exec(path))) {
       if (method !== 'POST') throw notAllowed('POST');
+      limits?.checkAddress(remoteAddressOf(req.socket));
       return endpoint.push(req, res, m[1]!, m[2]!);
     }
     if ((m = MESSAGE.exec(path))) {
       if (method !== 'DELETE') throw notAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
+    if (limits && path === '/subscribe' && method === 'POST') limits.checkAddress(remoteAddressOf(req.socket));
     const handled = rfc8030.route(req, res, path, method);
     if (handled) return handled;
     if (path === '/health' && (method === 'GET' || method === 'HEAD')) {

@@ -13,6 +13,8 @@ import {
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { ConnectionLimiter } from '../limits/connection-limiter.ts';
 import { Http1Connections } from './http1-connections.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -51,12 +53,53 @@ export interface Listener {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/** Sizes and timeouts that keep slow or greedy clients from holding resources. */
+export interface ListenerLimits {
+  /** HTTP/1.1 request head; HTTP/2 header list (advertised SETTINGS_MAX_HEADER_LIST_SIZE). */
+  maxHeaderBytes: number;
+  /** Time to receive a request head; also the time a new connection has to send its first byte. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** An HTTP/2 session with no open stream is closed after this. */
+  http2IdleTimeoutMs: number;
+  /** MiB */
+  http2MaxSessionMemory: number;
+  tlsHandshakeTimeoutMs: number;
+  /** HTTP/2 sessions per client address (WebSocket connections are counted by their server). */
+  connections?: ConnectionLimiter;
+  log?: Logger;
+}
+
+export const DEFAULT_LIMITS: ListenerLimits = {
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  http2IdleTimeoutMs: 120_000,
+  http2MaxSessionMemory: 10,
+  tlsHandshakeTimeoutMs: 10_000,
+};
+
 export async function listen(
-  options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer } },
+  options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer }; limits?: ListenerLimits },
   handlers: ListenerHandlers,
 ): Promise<Listener> {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const h1Options = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // how often the two timeouts above are checked
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const h2Options = {
+    maxSessionMemory: limits.http2MaxSessionMemory,
+    settings: { maxHeaderListSize: limits.maxHeaderBytes },
+  };
   const connections = new Http1Connections();
-  const h1 = createHttpServer(handlers.request);
+  const h1 = createHttpServer(h1Options, handlers.request);
   h1.on('upgrade', handlers.upgrade);
   h1.on('connection', (socket: Socket) => connections.add(socket));
   h1.on('request', (req, res) => connections.request(req, res));
@@ -64,7 +107,12 @@ export async function listen(
   let front: Server;
   let h2: Http2Server | Http2SecureServer;
   if (options.tls) {
-    const secure = createSecureServer({ ...options.tls, allowHTTP1: true }, handlers.request);
+    const secure = createSecureServer(
+      { ...options.tls, ...h2Options, ...h1Options, allowHTTP1: true, handshakeTimeout: limits.tlsHandshakeTimeoutMs },
+      handlers.request,
+    );
+    // HTTP/1.1 over TLS: the secure server checks these itself (it listens)
+    Object.assign(secure, { headersTimeout: h1Options.headersTimeout, requestTimeout: h1Options.requestTimeout });
     secure.on('upgrade', handlers.upgrade);
     secure.on('secureConnection', (socket: TLSSocket) => socket.alpnProtocol !== 'h2' && connections.add(socket));
     secure.on('request', (req, res) => req.httpVersionMajor === 1 && connections.request(req, res));
@@ -72,14 +120,16 @@ export async function listen(
     h2 = secure;
     front = secure;
   } else {
-    h2 = createH2cServer(handlers.request);
-    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server));
+    h2 = createH2cServer(h2Options, handlers.request);
+    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, limits.headersTimeoutMs));
+    // h1 never listens itself: start its headers/request timeout checks as listening would
+    h1.emit('listening');
   }
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);
     front.listen(options.port, options.host, () => resolve());
   });
-  const sessions = trackSessions(h2);
+  const sessions = trackSessions(h2, limits);
   return {
     port: (front.address() as AddressInfo).port,
     close: () =>
@@ -88,25 +138,58 @@ export async function listen(
         // HTTP/2 sessions hold no request of their own: ask them to finish (GOAWAY).
         for (const s of sessions) s.close();
       }),
-    closeIdleConnections: () => connections.closeAll(),
+    closeIdleConnections: () => {
+      connections.closeAll();
+      // stops h1's timeout checks (it is not listening: the callback's error is expected)
+      if (!options.tls) h1.close(() => {});
+    },
   };
 }
 
-function trackSessions(h2: Http2Server | Http2SecureServer) {
+/** A session's client address; an h2c session's socket wraps our replay stream (its `stream`). */
+export function remoteAddressOf(socket: { remoteAddress?: string | undefined } | undefined): string | undefined {
+  return socket?.remoteAddress ?? (socket as { stream?: { remoteAddress?: string } } | undefined)?.stream?.remoteAddress;
+}
+
+function trackSessions(h2: Http2Server | Http2SecureServer, limits: ListenerLimits) {
   const sessions = new Set<{ close(): void }>();
   h2.on('session', (session) => {
+    const address = remoteAddressOf(session.socket);
+    if (limits.connections && !limits.connections.acquire(address)) {
+      limits.log?.warn({ address, max: limits.connections.max }, 'HTTP/2 session refused: too many connections from this address');
+      session.goaway(11 /* ENHANCE_YOUR_CALM */);
+      session.destroy();
+      return;
+    }
     sessions.add(session);
-    session.once('close', () => sessions.delete(session));
+    session.once('close', () => {
+      sessions.delete(session);
+      limits.connections?.release(address);
+    });
+    // idle: no open stream (no monitor, no request in flight) and no traffic for the timeout
+    let open = 0;
+    session.on('stream', (stream) => {
+      open++;
+      stream.once('close', () => open--);
+    });
+    session.setTimeout(limits.http2IdleTimeoutMs, () => {
+      if (open === 0) session.close();
+    });
   });
   return sessions;
 }
 
 /** Reads the first bytes: the HTTP/2 preface means h2c, anything else HTTP/1.1. */
-function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server): void {
+function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server, firstByteTimeoutMs: number): void {
   // A plain net server leaves Nagle on (the http module turns it off for its own sockets): small
   // HTTP/2 frames would then wait for the peer's delayed ACK, some 40 ms per request.
   socket.setNoDelay(true);
+  // a connection that never says anything is cut like one that sends its head too slowly
+  const silent = () => socket.destroy();
+  socket.setTimeout(firstByteTimeoutMs, silent);
   socket.once('data', (first: Buffer) => {
+    socket.setTimeout(0);
+    socket.off('timeout', silent);
     socket.pause();
     const n = Math.min(first.length, PREFACE.length);
     if (!first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
@@ -133,6 +216,8 @@ function replay(socket: Socket, first: Buffer): Duplex {
     },
   });
   duplex.push(first);
+  // the client address, for the per-address limits and logs (HTTP/2 reads it off its socket)
+  Object.defineProperty(duplex, 'remoteAddress', { value: socket.remoteAddress, enumerable: true });
   socket.on('data', (chunk: Buffer) => {
     if (!duplex.push(chunk)) socket.pause();
   });

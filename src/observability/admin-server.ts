@@ -3,10 +3,14 @@
 //   GET /metrics   Prometheus text format
 //   GET /health    liveness: 200 {"status":"OK"} while the process serves requests
 //   GET /ready     readiness: 200 {"status":"OK"}, or 503 {"status":"UNAVAILABLE","reason":…}
+//   GET /dashboard      the dashboard page (src/web/pages/dashboard.html), live without reload
+//   GET /api/stats      what the dashboard polls every second (src/web/stats.ts)
 // Nothing here is reachable from the public port.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { page, PAGE_HEADERS } from '../web/static.ts';
+import { StatsSampler } from '../web/stats.ts';
 import type { Metrics } from './metrics.ts';
 
 /** Resolves null when ready, or why not. */
@@ -32,8 +36,9 @@ export interface AdminServer {
 const JSON_TYPE = { 'content-type': 'application/json', 'cache-control': 'no-store' };
 
 export async function startAdminServer(o: AdminServerOptions): Promise<AdminServer> {
+  const sampler = new StatsSampler(o.metrics);
   const server = createServer((req, res) => {
-    handle(o, req, res).catch((err: unknown) => {
+    handle(o, sampler, req, res).catch((err: unknown) => {
       o.log.error({ err, route: adminRoute(req.url) }, 'admin request failed');
       if (res.headersSent) return void res.destroy();
       send(res, 500, '{"status":"ERROR"}', JSON_TYPE);
@@ -49,6 +54,7 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
     });
   });
   server.on('error', (err) => o.log.error({ err }, 'admin listener failed'));
+  sampler.start();
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' || o.host === '' ? '127.0.0.1' : o.host;
   return {
@@ -56,23 +62,38 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        sampler.stop();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
 
-async function handle(o: AdminServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+const PAGES: Record<string, string> = {
+  '/dashboard': 'dashboard.html',
+  '/dashboard.js': 'dashboard.js',
+};
+const ROUTES = new Set(['/metrics', '/health', '/ready', '/api/stats', ...Object.keys(PAGES)]);
+
+async function handle(o: AdminServerOptions, sampler: StatsSampler, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?', 1)[0]!;
   const method = req.method ?? 'GET';
-  if (path !== '/metrics' && path !== '/health' && path !== '/ready') {
+  if (!ROUTES.has(path)) {
     return send(res, 404, '{"status":"Not found"}', JSON_TYPE);
   }
   if (method !== 'GET' && method !== 'HEAD') {
     return send(res, 405, '{"status":"Use GET"}', { ...JSON_TYPE, allow: 'GET, HEAD' });
   }
   const head = method === 'HEAD';
+  const file = PAGES[path];
+  if (file) {
+    const { body, type } = page(file);
+    res.writeHead(200, { ...PAGE_HEADERS, 'content-type': type, 'content-length': body.length });
+    return void res.end(head ? undefined : body);
+  }
   switch (path) {
+    case '/api/stats':
+      return send(res, 200, JSON.stringify(await sampler.stats()), JSON_TYPE, head);
     case '/health':
       return send(res, 200, '{"status":"OK"}', JSON_TYPE, head);
     case '/ready': {

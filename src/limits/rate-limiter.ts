@@ -1,0 +1,48 @@
+// The rate limits of the application-server API: per client address (POST /wpush/…,
+// POST /subscribe) and per subscription (POST /wpush/…). Over the limit: 429 with Retry-After.
+import { Errno, PushError } from '../common/push-error.ts';
+import { isExempt } from './addresses.ts';
+import { TokenBuckets, type Clock } from './token-bucket.ts';
+
+export interface RateLimitOptions {
+  perSubscriptionRate: number;
+  perSubscriptionBurst: number;
+  perAddressRate: number;
+  perAddressBurst: number;
+  exemptLoopback: boolean;
+  maxKeys?: number;
+  now?: Clock;
+}
+
+export function tooManyRequests(what: string, retryAfter: number): PushError {
+  return new PushError(429, Errno.rateLimited, `Too many requests ${what}; retry after ${retryAfter} s`, {
+    'retry-after': String(retryAfter),
+  });
+}
+
+export class RateLimiter {
+  readonly #subscriptions: TokenBuckets;
+  readonly #addresses: TokenBuckets;
+  readonly #exemptLoopback: boolean;
+
+  constructor(o: RateLimitOptions) {
+    const common = { ...(o.maxKeys ? { maxKeys: o.maxKeys } : {}), ...(o.now ? { now: o.now } : {}) };
+    this.#subscriptions = new TokenBuckets({ rate: o.perSubscriptionRate, burst: o.perSubscriptionBurst, ...common });
+    this.#addresses = new TokenBuckets({ rate: o.perAddressRate, burst: o.perAddressBurst, ...common });
+    this.#exemptLoopback = o.exemptLoopback;
+  }
+
+  /** Throws the 429 when `address` is over its rate. */
+  checkAddress(address: string | undefined): void {
+    if (!this.#addresses.enabled || address === undefined || isExempt(address, this.#exemptLoopback)) return;
+    const wait = this.#addresses.take(address);
+    if (wait > 0) throw tooManyRequests('from this address', wait);
+  }
+
+  /** Throws the 429 when the subscription (uaid + chid) is over its rate. */
+  checkSubscription(uaid: Buffer, chid: Buffer): void {
+    if (!this.#subscriptions.enabled) return;
+    const wait = this.#subscriptions.take(uaid.toString('base64url') + chid.toString('base64url'));
+    if (wait > 0) throw tooManyRequests('to this subscription', wait);
+  }
+}

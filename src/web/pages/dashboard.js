@@ -1,0 +1,128 @@
+// The dashboard (served on the admin listener): polls /api/stats every second and redraws the
+// numbers and a hand-drawn <canvas> chart of messages per second. No libraries, no build step.
+// `?report=http://127.0.0.1:PORT/path` (loopback only) sends each rendered state there: a hook
+// for the browser tests.
+'use strict';
+
+const POLL_MS = 1000;
+const WINDOW_S = 120;
+const params = new URLSearchParams(location.search);
+const reportUrl = loopbackOnly(params.get('report'));
+
+function loopbackOnly(url) {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost') ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+const $ = (id) => document.getElementById(id);
+const fmt = (n) => (Number.isInteger(n) ? n.toLocaleString('en') : n.toFixed(2));
+
+function set(id, value) {
+  const el = $(id);
+  if (el) el.textContent = fmt(value);
+}
+
+function render(s) {
+  for (const [k, v] of Object.entries(s.messages)) set(`msg-${k}`, v);
+  for (const [k, v] of Object.entries(s.connections)) set(`conn-${k}`, v);
+  $('stored-now').textContent = s.storedNow === null ? '–' : fmt(s.storedNow);
+  for (const [k, v] of Object.entries(s.rates)) set(`rate-${k}`, v);
+  const last = s.history[s.history.length - 1];
+  set('rate-now', last ? last.accepted : 0);
+  const table = $('responses');
+  table.replaceChildren();
+  const codes = Object.keys(s.responses).sort();
+  if (codes.length === 0) table.insertRow().insertCell().textContent = 'none yet';
+  for (const code of codes) {
+    const row = table.insertRow();
+    row.insertCell().textContent = code;
+    const n = row.insertCell();
+    n.className = 'n';
+    n.id = `code-${code}`;
+    n.textContent = fmt(s.responses[code]);
+  }
+  draw(s);
+  $('status').textContent = `live · up ${s.uptimeSeconds} s · updated ${new Date(s.time).toLocaleTimeString()}`;
+}
+
+function draw(s) {
+  const canvas = $('chart');
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width;
+  const h = canvas.clientHeight || canvas.height;
+  canvas.width = Math.round(w * ratio);
+  canvas.height = Math.round(h * ratio);
+  const g = canvas.getContext('2d');
+  g.scale(ratio, ratio);
+  g.clearRect(0, 0, w, h);
+  const left = 44;
+  const bottom = h - 20;
+  const top = 8;
+  const right = w - 8;
+  const max = Math.max(1, ...s.history.map((p) => Math.max(p.accepted, p.delivered)));
+  const scale = niceCeil(max);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = '#5a6275';
+  g.strokeStyle = '#e3e6ec';
+  g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const y = bottom - ((bottom - top) * i) / 4;
+    g.beginPath();
+    g.moveTo(left, y);
+    g.lineTo(right, y);
+    g.stroke();
+    g.fillText(fmt((scale * i) / 4), 4, y + 4);
+  }
+  for (const sec of [120, 90, 60, 30, 0]) {
+    const x = right - ((right - left) * sec) / WINDOW_S;
+    g.fillText(sec === 0 ? 'now' : `-${sec}s`, sec === 0 ? x - 22 : x - 12, h - 4);
+  }
+  const x = (t) => right - ((right - left) * (s.time - t)) / 1000 / WINDOW_S;
+  const y = (v) => bottom - ((bottom - top) * v) / scale;
+  // accepted drawn wide underneath: when every message is delivered at once the lines coincide
+  for (const [key, color, width] of [['accepted', '#2f6fde', 5], ['delivered', '#1f9d55', 2]]) {
+    g.strokeStyle = color;
+    g.lineWidth = width;
+    g.beginPath();
+    s.history.forEach((p, i) => (i === 0 ? g.moveTo(x(p.t), y(p[key])) : g.lineTo(x(p.t), y(p[key]))));
+    g.stroke();
+  }
+}
+
+function niceCeil(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function report(s) {
+  if (!reportUrl) return;
+  const shown = {
+    accepted: $('msg-accepted').textContent,
+    delivered: $('msg-delivered').textContent,
+    responses: Object.fromEntries([...document.querySelectorAll('[id^="code-"]')].map((el) => [el.id.slice(5), el.textContent])),
+    points: s.history.length,
+    status: $('status').textContent,
+  };
+  navigator.sendBeacon(reportUrl, JSON.stringify(shown));
+}
+
+async function poll() {
+  try {
+    const res = await fetch('/api/stats', { cache: 'no-store' });
+    if (!res.ok) throw new Error(`/api/stats answered ${res.status}`);
+    const s = await res.json();
+    render(s);
+    report(s);
+  } catch (err) {
+    $('status').textContent = `not updating: ${err.message}`;
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+poll();
