@@ -68,3 +68,43 @@ test('SIGTERM does not wait for idle keep-alive clients', async () => {
   // the keep-alive timeout is 5 s: the connection must be ended, not waited out
   assert.ok(Date.now() - started < 2000, `stopped after ${Date.now() - started} ms`);
 });
+
+test('graceful shutdown under load: every message answered 201 is delivered after the restart', async () => {
+  const first = await startServerProcess();
+  const wsUrl = `${first.url.replace('http', 'ws')}/`;
+  const ua = await TestUserAgent.connect(wsUrl);
+  const uaid = await ua.hello();
+  const { pushEndpoint } = await ua.register(CHANNEL);
+  await ua.close();
+  const endpoint = (pushEndpoint as string).replace('localhost', '127.0.0.1');
+
+  // SIGTERM while sends are in flight: some are answered 201, the rest fail or are refused.
+  const sends = Array.from({ length: 150 }, () =>
+    fetch(endpoint, { method: 'POST', headers: { TTL: '600', connection: 'close' } }).then(
+      (r) => r.status,
+      () => 0,
+    ),
+  );
+  setTimeout(() => first.proc.kill('SIGTERM'), 5);
+  const statuses = await Promise.all(sends);
+  await first.stop();
+  assert.equal(first.proc.exitCode, 0, first.output());
+  const accepted = statuses.filter((s) => s === 201).length;
+
+  const second = await startServerProcess({ dataDir: first.dataDir, port: first.port });
+  try {
+    const again = await TestUserAgent.connect(wsUrl);
+    assert.equal(await again.hello(uaid), uaid);
+    let received = 0;
+    for (;;) {
+      const n = await again.next('notification', 1000).catch(() => null);
+      if (!n) break;
+      received++;
+      again.ack(CHANNEL, n.version as string);
+    }
+    assert.equal(received, accepted, `${accepted} answered 201 (statuses: ${[...new Set(statuses)].join(', ')})`);
+    await again.close();
+  } finally {
+    await second.stop();
+  }
+});
