@@ -37,7 +37,8 @@ export class UserAgentServer {
         socket.once('finish', () => socket.destroy());
         return;
       }
-      socket.once('close', () => limiter.release(address));
+      // exempt and unlimited addresses need no listener: idle connections stay small
+      if (limiter.counts(address)) socket.once('close', () => limiter.release(address));
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => new Session(ws, this.#ctx));
   }

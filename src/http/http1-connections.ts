@@ -12,8 +12,14 @@ export class Http1Connections {
 
   add(socket: Duplex): void {
     this.#inFlight.set(socket, 0);
-    socket.once('close', () => this.#inFlight.delete(socket));
+    socket.once('close', this.#onClose);
   }
+
+  /** One listener shared by every socket (`this` is the socket), not a closure per connection. */
+  readonly #onClose = ((inFlight: Map<Duplex, number>) =>
+    function (this: Duplex) {
+      inFlight.delete(this);
+    })(this.#inFlight);
 
   request(req: AnyRequest, res: AnyResponse & { once(event: 'close', fn: () => void): unknown }): void {
     const socket = req.socket as Duplex;
@@ -30,6 +36,7 @@ export class Http1Connections {
 
   upgraded(socket: Duplex): void {
     this.#inFlight.delete(socket);
+    socket.off('close', this.#onClose);
   }
 
   /** Ends idle connections now and busy ones when their last response is done. */

@@ -121,7 +121,9 @@ export async function listen(
     front = secure;
   } else {
     h2 = createH2cServer(h2Options, handlers.request);
-    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, limits.headersTimeoutMs));
+    const silent = new SilentConnections(limits.headersTimeoutMs);
+    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, silent));
+    front.once('close', () => silent.stop());
     // h1 never listens itself: start its headers/request timeout checks as listening would
     h1.emit('listening');
   }
@@ -180,16 +182,13 @@ function trackSessions(h2: Http2Server | Http2SecureServer, limits: ListenerLimi
 }
 
 /** Reads the first bytes: the HTTP/2 preface means h2c, anything else HTTP/1.1. */
-function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server, firstByteTimeoutMs: number): void {
+function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server, silent: SilentConnections): void {
   // A plain net server leaves Nagle on (the http module turns it off for its own sockets): small
   // HTTP/2 frames would then wait for the peer's delayed ACK, some 40 ms per request.
   socket.setNoDelay(true);
-  // a connection that never says anything is cut like one that sends its head too slowly
-  const silent = () => socket.destroy();
-  socket.setTimeout(firstByteTimeoutMs, silent);
+  silent.watch(socket);
   socket.once('data', (first: Buffer) => {
-    socket.setTimeout(0);
-    socket.off('timeout', silent);
+    silent.forget(socket);
     socket.pause();
     const n = Math.min(first.length, PREFACE.length);
     if (!first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
@@ -203,6 +202,47 @@ function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>,
     h2.emit('connection', replay(socket, first));
   });
   socket.on('error', () => socket.destroy());
+}
+
+/**
+ * Connections that have not sent a byte yet are cut after the headers timeout, like one that
+ * sends its head too slowly. One sweep for all instead of a timer per socket: a socket's own
+ * timeout leaves state behind on every idle WebSocket connection (~0.2 kB each).
+ */
+class SilentConnections {
+  readonly #deadlines = new Map<Socket, number>();
+  readonly #timeoutMs: number;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+    this.#timer = setInterval(() => this.#sweep(), Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4))));
+    this.#timer.unref();
+  }
+
+  /** No close listener: a socket closed meanwhile is dropped by the next sweep. */
+  watch(socket: Socket): void {
+    this.#deadlines.set(socket, Date.now() + this.#timeoutMs);
+  }
+
+  forget(socket: Socket): void {
+    this.#deadlines.delete(socket);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [socket, deadline] of this.#deadlines) {
+      if (socket.destroyed) this.#deadlines.delete(socket);
+      else if (deadline <= now) {
+        this.#deadlines.delete(socket);
+        socket.destroy();
+      }
+    }
+  }
 }
 
 function replay(socket: Socket, first: Buffer): Duplex {

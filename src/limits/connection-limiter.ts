@@ -22,6 +22,11 @@ export class ConnectionLimiter {
     return true;
   }
 
+  /** Whether acquire() counts `address` (so release() must follow): callers attach nothing otherwise. */
+  counts(address: string | undefined): boolean {
+    return this.#max > 0 && address !== undefined && !isExempt(address, this.#exemptLoopback);
+  }
+
   /** Call once for each acquire() that returned true. */
   release(address: string | undefined): void {
     if (address === undefined) return;
