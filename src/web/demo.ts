@@ -17,6 +17,8 @@ import { sendNotification } from '../sdk/send.ts';
 import { generateVAPIDKeys } from '../sdk/vapid.ts';
 import type { PushSubscription } from '../sdk/types.ts';
 import { page, PAGE_HEADERS } from './static.ts';
+import { readBody } from '../http/body.ts';
+import { PushError } from '../common/push-error.ts';
 
 export const DEMO_KEY_FILE = 'demo-vapid.json';
 /** The largest POST /demo/send body. */
@@ -78,7 +80,10 @@ export function createDemo(o: DemoOptions) {
     if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
       return json(res, 415, { error: 'Send application/json' });
     }
-    const body = await readLimited(req, MAX_SEND_BODY);
+    const body = await readBody(req, MAX_SEND_BODY).catch((err: unknown) => {
+      if (err instanceof PushError && err.status === 413) return null;
+      throw err;
+    });
     if (body === null) return json(res, 413, { error: `The body must be at most ${MAX_SEND_BODY} bytes` });
     const parsed = parseSend(body, allowed);
     if (typeof parsed === 'string') return json(res, 400, { error: parsed });
@@ -136,24 +141,6 @@ function loadOrCreateKeys(dataDir: string): { publicKey: string; privateKey: str
   const keys = generateVAPIDKeys();
   writeFileSync(file, JSON.stringify(keys) + '\n', { mode: 0o600 });
   return keys;
-}
-
-function readLimited(req: AnyRequest, limit: number): Promise<Buffer | null> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve(null);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(null);
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
 }
 
 function json(res: AnyResponse, status: number, body: object, headers: Record<string, string> = {}): void {
