@@ -40,7 +40,7 @@ export interface Config {
   loopbackLimits: 'exempt' | 'limited';
   /** HTTP/1.1 request head (max-header-size) and HTTP/2 header list limit. */
   maxHeaderBytes: number;
-  /** HTTP/1.1: time to receive a complete request head (slow-header clients are cut). */
+  /** HTTP/1.1: time to receive a complete request head (slow-header clients are cut); also the time a new connection has to send its first byte. */
   headersTimeoutMs: number;
   /** HTTP/1.1: time to receive a complete request. */
   requestTimeoutMs: number;

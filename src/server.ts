@@ -11,7 +11,7 @@ import { UserAgentServer } from './connect/ws-server.ts';
 import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
-import { listen } from './http/listener.ts';
+import { listen, type ListenerLimits } from './http/listener.ts';
 import { withDemo } from './web/demo.ts'; // web: the /demo pages
 import { ConnectionLimiter } from './limits/connection-limiter.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
@@ -75,7 +75,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
   let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
   const connectionLimiter = new ConnectionLimiter(config.maxConnectionsPerAddress, config.loopbackLimits === 'exempt');
-  const limits = {
+  const limits: ListenerLimits = {
     maxHeaderBytes: config.maxHeaderBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,

@@ -14,6 +14,7 @@ import { createServer as createNetServer, type AddressInfo, type Server, type So
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
 import type { ConnectionLimiter } from '../limits/connection-limiter.ts';
 import { Http1Connections } from './http1-connections.ts';
 
@@ -53,39 +54,27 @@ export interface Listener {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-/** Sizes and timeouts that keep slow or greedy clients from holding resources. */
-export interface ListenerLimits {
-  /** HTTP/1.1 request head; HTTP/2 header list (advertised SETTINGS_MAX_HEADER_LIST_SIZE). */
-  maxHeaderBytes: number;
-  /** Time to receive a request head; also the time a new connection has to send its first byte. */
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  /** An HTTP/2 session with no open stream is closed after this. */
-  http2IdleTimeoutMs: number;
-  /** MiB */
-  http2MaxSessionMemory: number;
-  tlsHandshakeTimeoutMs: number;
+/** Sizes and timeouts that keep slow or greedy clients from holding resources (see Config). */
+export type ListenerLimits = Pick<
+  Config,
+  | 'maxHeaderBytes'
+  | 'headersTimeoutMs'
+  | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
+  | 'http2IdleTimeoutMs'
+  | 'http2MaxSessionMemory'
+  | 'tlsHandshakeTimeoutMs'
+> & {
   /** HTTP/2 sessions per client address (WebSocket connections are counted by their server). */
   connections?: ConnectionLimiter;
   log?: Logger;
-}
-
-export const DEFAULT_LIMITS: ListenerLimits = {
-  maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
-  http2IdleTimeoutMs: 120_000,
-  http2MaxSessionMemory: 10,
-  tlsHandshakeTimeoutMs: 10_000,
 };
 
 export async function listen(
-  options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer }; limits?: ListenerLimits },
+  options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer }; limits: ListenerLimits },
   handlers: ListenerHandlers,
 ): Promise<Listener> {
-  const limits = options.limits ?? DEFAULT_LIMITS;
+  const { limits } = options;
   const h1Options = {
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headersTimeoutMs,
