@@ -6,14 +6,19 @@ import { TestUserAgent } from '../helpers/ua-client.ts';
 
 const CHANNEL = '9a1f0c52-7d3e-4b8a-a6c1-2f4e5d6c7b8a';
 
-test('stored messages survive kill -9 and are delivered after restart, in order', async () => {
+/** A server process and a user agent that registered CHANNEL and went offline. */
+async function serverWithOfflineUserAgent() {
   const first = await startServerProcess();
   const wsUrl = `${first.url.replace('http', 'ws')}/`;
   const ua = await TestUserAgent.connect(wsUrl);
   const uaid = await ua.hello();
   const { pushEndpoint } = await ua.register(CHANNEL);
   await ua.close();
-  const endpoint = (pushEndpoint as string).replace('localhost', '127.0.0.1');
+  return { first, wsUrl, uaid, endpoint: (pushEndpoint as string).replace('localhost', '127.0.0.1') };
+}
+
+test('stored messages survive kill -9 and are delivered after restart, in order', async () => {
+  const { first, wsUrl, uaid, endpoint } = await serverWithOfflineUserAgent();
 
   // Many concurrent sends land in a few group commits; each 201 must mean committed.
   const sends = Array.from({ length: 50 }, () =>
@@ -70,13 +75,7 @@ test('SIGTERM does not wait for idle keep-alive clients', async () => {
 });
 
 test('graceful shutdown under load: every message answered 201 is delivered after the restart', async () => {
-  const first = await startServerProcess();
-  const wsUrl = `${first.url.replace('http', 'ws')}/`;
-  const ua = await TestUserAgent.connect(wsUrl);
-  const uaid = await ua.hello();
-  const { pushEndpoint } = await ua.register(CHANNEL);
-  await ua.close();
-  const endpoint = (pushEndpoint as string).replace('localhost', '127.0.0.1');
+  const { first, wsUrl, uaid, endpoint } = await serverWithOfflineUserAgent();
 
   // SIGTERM while sends are in flight: some are answered 201, the rest fail or are refused.
   const sends = Array.from({ length: 150 }, () =>
