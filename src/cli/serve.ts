@@ -50,7 +50,12 @@ export function serveCommand(): Command {
       log.fatal({ err: (err as Error).message }, 'could not start');
       process.exit(1);
     }
+    let stopping = false;
     const stop = (signal: string) => {
+      // A repeated signal (impatient supervisor, Ctrl-C twice) must not kill the process
+      // before the last commit: keep the handler and let the first shutdown finish.
+      if (stopping) return void log.info({ signal }, 'already shutting down');
+      stopping = true;
       log.info({ signal }, 'shutting down');
       server.close().then(
         () => {
@@ -63,7 +68,7 @@ export function serveCommand(): Command {
         },
       );
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 }

@@ -107,3 +107,14 @@ test('graceful shutdown under load: every message answered 201 is delivered afte
     await second.stop();
   }
 });
+
+test('a second SIGTERM during shutdown does not kill the process: it still exits 0 after stopping', async () => {
+  const { first } = await serverWithOfflineUserAgent();
+  first.proc.kill('SIGTERM');
+  while (!first.output().includes('shutting down')) await new Promise((r) => setTimeout(r, 1));
+  first.proc.kill('SIGTERM');
+  await first.stop();
+  assert.equal(first.proc.signalCode, null, first.output());
+  assert.equal(first.proc.exitCode, 0, first.output());
+  assert.match(first.output(), /"msg":"stopped"/);
+});
