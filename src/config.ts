@@ -52,6 +52,10 @@ export interface Config {
   http2MaxSessionMemory: number;
   /** TLS: time for a client to complete the TLS handshake. */
   tlsHandshakeTimeoutMs: number;
+  /** Shutdown: how long in-flight requests and closing connections may take before they are cut. */
+  shutdownTimeoutMs: number;
+  /** 'on': the /demo page and demo application server on the public port. */
+  demo: 'on' | 'off';
 }
 
 export const DEFAULTS: Config = {
@@ -88,6 +92,8 @@ export const DEFAULTS: Config = {
   http2IdleTimeoutMs: 120_000,
   http2MaxSessionMemory: 10,
   tlsHandshakeTimeoutMs: 10_000,
+  shutdownTimeoutMs: 10_000,
+  demo: 'on',
 };
 
 /** The public base URL: configured, or derived from the listening address. */

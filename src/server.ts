@@ -12,7 +12,6 @@ import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
 import { listen, type ListenerLimits } from './http/listener.ts';
-import { withDemo } from './web/demo.ts'; // web: the /demo pages
 import { ConnectionLimiter } from './limits/connection-limiter.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import { startAdminServer, type AdminServer } from './observability/admin-server.ts';
@@ -27,6 +26,7 @@ import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
 import { loadOrCreateSecrets } from './tokens/secret-file.ts';
 import { VapidVerifier } from './vapid/verify.ts';
+import { createDemo } from './web/demo.ts';
 
 export const DB_FILE = 'webpushd.db';
 
@@ -139,8 +139,14 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
   });
-  onRequest = createRequestListener(endpoint, rfc8030, log, metrics, rateLimiter);
-  onRequest = withDemo(onRequest, { publicUrl: url, dataDir: config.dataDir, log }); // web: the /demo pages (src/web/demo.ts)
+  onRequest = createRequestListener({
+    endpoint,
+    rfc8030,
+    log,
+    metrics,
+    limits: rateLimiter,
+    ...(config.demo === 'on' ? { demo: createDemo({ publicUrl: url, dataDir: config.dataDir, log }) } : {}),
+  });
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
   const sweep = async (): Promise<SweepResult> => {
@@ -209,9 +215,16 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       wheel.stop();
       const closed = http.close();
       rfc8030.close();
-      await userAgents.close(Close.goingAway, 'server shutting down');
+      // a client that never finishes its request or closing handshake cannot hold the shutdown
+      const grace = setTimeout(() => {
+        log.warn({ afterMs: config.shutdownTimeoutMs }, 'shutdown grace over: cutting the connections still open');
+        userAgents.terminate();
+        http.destroyConnections();
+      }, config.shutdownTimeoutMs);
+      const wsClosed = userAgents.close(Close.goingAway, 'server shutting down');
       http.closeIdleConnections();
-      await closed;
+      await Promise.all([wsClosed, closed]);
+      clearTimeout(grace);
       await admin?.close();
       stats.close();
       await store.close();

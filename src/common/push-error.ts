@@ -20,6 +20,7 @@ export const Errno = {
   invalidOptions: 122,
   http2Required: 123,
   rateLimited: 124,
+  demoRequest: 125,
   notFound: 404,
   methodNotAllowed: 405,
   internal: 999,
@@ -48,4 +49,9 @@ export class PushError extends Error {
       more_info: MORE_INFO,
     });
   }
+}
+
+/** 405 naming the methods the resource takes. */
+export function methodNotAllowed(allow: string): PushError {
+  return new PushError(405, Errno.methodNotAllowed, `Use ${allow} on this resource`, { allow });
 }

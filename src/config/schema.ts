@@ -65,6 +65,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'http2IdleTimeoutMs', flag: 'http2-idle-timeout-ms', env: 'HTTP2_IDLE_TIMEOUT_MS', arg: 'ms', help: 'HTTP/2 sessions with no open stream (no monitor) are closed after this', kind: int(100, 86_400_000) },
   { key: 'http2MaxSessionMemory', flag: 'http2-max-session-memory', env: 'HTTP2_MAX_SESSION_MEMORY', arg: 'MiB', help: 'memory one HTTP/2 session may buffer before new streams are refused', kind: int(1, 1024) },
   { key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout-ms', env: 'TLS_HANDSHAKE_TIMEOUT_MS', arg: 'ms', help: 'time to complete the TLS handshake', kind: int(100, 3_600_000) },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'SHUTDOWN_TIMEOUT_MS', arg: 'ms', help: 'on SIGTERM: time in-flight requests and closing connections get before they are cut', kind: int(0, 3_600_000) },
+  { key: 'demo', flag: 'demo', env: 'DEMO', arg: 'on|off', help: 'on: serve the /demo page and its demo application server on the public port', kind: { type: 'enum', values: ['on', 'off'] } },
 ];
 
 /** What a value of this kind must look like, for error messages. */

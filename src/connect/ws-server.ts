@@ -47,9 +47,14 @@ export class UserAgentServer {
     return this.#wss.clients.size;
   }
 
-  /** Closes every connection with `code` and stops accepting. */
+  /** Closes every connection with `code` and stops accepting; resolves once all have closed. */
   close(code: number, reason: string): Promise<void> {
     for (const ws of this.#wss.clients) ws.close(code, reason);
     return new Promise((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  /** Cuts the connections still open (their clients did not finish the closing handshake). */
+  terminate(): void {
+    for (const ws of this.#wss.clients) ws.terminate();
   }
 }

@@ -1,13 +1,14 @@
-// The public HTTP surface: routes requests to the push endpoint and the RFC 8030 user-agent
-// resources, and answers errors in autopush's JSON shape. Only the routes below exist on the
-// public port: /metrics, /ready and the dashboard are on the admin listener
+// The public HTTP surface: routes requests to the push endpoint, the RFC 8030 user-agent
+// resources and the demo, and answers errors in autopush's JSON shape. Only the routes below
+// exist on the public port: /metrics, /ready and the dashboard are on the admin listener
 // (src/observability/admin-server.ts), never here.
 import type { Logger } from 'pino';
-import { Errno, PushError } from '../common/push-error.ts';
+import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { isDemoPath, type DemoHandler } from '../web/demo.ts';
 import { abortResponse, remoteAddressOf, type AnyRequest, type AnyResponse } from './listener.ts';
 import { sendError } from './respond.ts';
 
@@ -23,13 +24,17 @@ interface CountedResponse {
   once(event: 'finish', listener: (this: CountedResponse) => void): unknown;
 }
 
-export function createRequestListener(
-  endpoint: PushEndpoint,
-  rfc8030: Rfc8030Resources,
-  log: Logger,
-  metrics: Metrics | null = null,
-  limits: RateLimiter | null = null,
-) {
+export interface PublicRoutes {
+  endpoint: PushEndpoint;
+  rfc8030: Rfc8030Resources;
+  log: Logger;
+  metrics?: Metrics;
+  limits?: RateLimiter;
+  /** The /demo pages and demo application server; absent with `--demo off`. */
+  demo?: DemoHandler;
+}
+
+export function createRequestListener({ endpoint, rfc8030, log, metrics, limits, demo }: PublicRoutes) {
   // one shared listener: counting a response allocates nothing per request
   function counted(this: CountedResponse): void {
     metrics!.response(this.statusCode);
@@ -40,12 +45,12 @@ export function createRequestListener(
     const method = req.method ?? 'GET';
     let m: RegExpExecArray | null;
     if ((m = PUSH.exec(path))) {
-      if (method !== 'POST') throw notAllowed('POST');
+      if (method !== 'POST') throw methodNotAllowed('POST');
       limits?.checkAddress(remoteAddressOf(req.socket));
       return endpoint.push(req, res, m[1]!, m[2]!);
     }
     if ((m = MESSAGE.exec(path))) {
-      if (method !== 'DELETE') throw notAllowed('DELETE');
+      if (method !== 'DELETE') throw methodNotAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
     if (limits && path === '/subscribe' && method === 'POST') limits.checkAddress(remoteAddressOf(req.socket));
@@ -55,6 +60,11 @@ export function createRequestListener(
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"status":"OK"}');
       return;
+    }
+    if (demo && isDemoPath(path)) {
+      // each /demo/send is a send: the same per-address budget as a POST to a push URL
+      if (path === '/demo/send' && method === 'POST') limits?.checkAddress(remoteAddressOf(req.socket));
+      return demo(req, res, path);
     }
     if (/^\/(wpush|m|s|set|r)\//.test(path)) throw new PushError(404, Errno.invalidToken, 'Invalid token');
     throw new PushError(404, Errno.notFound, 'Not found');
@@ -74,8 +84,4 @@ export function createRequestListener(
       sendError(res, err as PushError);
     });
   };
-}
-
-function notAllowed(allow: string): PushError {
-  return new PushError(405, Errno.methodNotAllowed, `Use ${allow} on this resource`, { allow });
 }

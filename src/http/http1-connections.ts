@@ -44,4 +44,9 @@ export class Http1Connections {
     this.#closing = true;
     for (const [socket, count] of this.#inFlight) if (count === 0) socket.destroy();
   }
+
+  /** Cuts every connection, busy or not. */
+  destroyAll(): void {
+    for (const socket of this.#inFlight.keys()) socket.destroy();
+  }
 }

@@ -50,6 +50,8 @@ export interface Listener {
   close(): Promise<void>;
   /** Ends HTTP/1.1 keep-alive connections: idle ones now, busy ones after their response. */
   closeIdleConnections(): void;
+  /** Cuts every connection still open (HTTP/1.1, HTTP/2, not yet spoken): the end of a shutdown's grace. */
+  destroyConnections(): void;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -95,6 +97,14 @@ export async function listen(
   h1.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
   let front: Server;
   let h2: Http2Server | Http2SecureServer;
+  let silent: SilentConnections | undefined;
+  // A session closed gracefully (GOAWAY) waits for its peer to hang up, even once destroyed:
+  // the end of a shutdown's grace cuts the sockets under the HTTP/2 sessions themselves.
+  const h2Sockets = new Set<Duplex>();
+  const trackH2Socket = (socket: Duplex) => {
+    h2Sockets.add(socket);
+    socket.once('close', () => h2Sockets.delete(socket));
+  };
   if (options.tls) {
     const secure = createSecureServer(
       { ...options.tls, ...h2Options, ...h1Options, allowHTTP1: true, handshakeTimeout: limits.tlsHandshakeTimeoutMs },
@@ -103,16 +113,17 @@ export async function listen(
     // HTTP/1.1 over TLS: the secure server checks these itself (it listens)
     Object.assign(secure, { headersTimeout: h1Options.headersTimeout, requestTimeout: h1Options.requestTimeout });
     secure.on('upgrade', handlers.upgrade);
-    secure.on('secureConnection', (socket: TLSSocket) => socket.alpnProtocol !== 'h2' && connections.add(socket));
+    secure.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? trackH2Socket(socket) : connections.add(socket)));
     secure.on('request', (req, res) => req.httpVersionMajor === 1 && connections.request(req, res));
     secure.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
     h2 = secure;
     front = secure;
   } else {
     h2 = createH2cServer(h2Options, handlers.request);
-    const silent = new SilentConnections(limits.headersTimeoutMs);
-    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, silent));
-    front.once('close', () => silent.stop());
+    const watcher = new SilentConnections(limits.headersTimeoutMs);
+    silent = watcher;
+    front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, watcher, trackH2Socket));
+    front.once('close', () => watcher.stop());
     // h1 never listens itself: start its headers/request timeout checks as listening would
     h1.emit('listening');
   }
@@ -133,6 +144,11 @@ export async function listen(
       connections.closeAll();
       // stops h1's timeout checks (it is not listening: the callback's error is expected)
       if (!options.tls) h1.close(() => {});
+    },
+    destroyConnections: () => {
+      connections.destroyAll();
+      for (const socket of h2Sockets) socket.destroy();
+      silent?.destroyAll();
     },
   };
 }
@@ -171,7 +187,13 @@ function trackSessions(h2: Http2Server | Http2SecureServer, limits: ListenerLimi
 }
 
 /** Reads the first bytes: the HTTP/2 preface means h2c, anything else HTTP/1.1. */
-function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>, h2: Http2Server, silent: SilentConnections): void {
+function routeCleartext(
+  socket: Socket,
+  h1: ReturnType<typeof createHttpServer>,
+  h2: Http2Server,
+  silent: SilentConnections,
+  onHttp2: (socket: Socket) => void,
+): void {
   // A plain net server leaves Nagle on (the http module turns it off for its own sockets): small
   // HTTP/2 frames would then wait for the peer's delayed ACK, some 40 ms per request.
   socket.setNoDelay(true);
@@ -188,6 +210,7 @@ function routeCleartext(socket: Socket, h1: ReturnType<typeof createHttpServer>,
     }
     // The HTTP/2 session reads the socket's native handle directly, past any unshifted bytes:
     // hand it a stream that starts with the bytes already read.
+    onHttp2(socket);
     h2.emit('connection', replay(socket, first));
   });
   socket.on('error', () => socket.destroy());
@@ -220,6 +243,11 @@ class SilentConnections {
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  destroyAll(): void {
+    for (const socket of this.#deadlines.keys()) socket.destroy();
+    this.#deadlines.clear();
   }
 
   #sweep(): void {

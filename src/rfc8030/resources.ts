@@ -6,7 +6,7 @@
 // Push URLs (/wpush/) and message URLs (/m/) stay with the push endpoint: one door for sends.
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import { Errno, PushError } from '../common/push-error.ts';
+import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { parseUrgency } from '../endpoint/push-headers.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
@@ -40,8 +40,6 @@ export interface Rfc8030Options {
 const RESOURCE = /^\/(s|set|r)\/([A-Za-z0-9_-]+)$/;
 
 const invalidToken = () => new PushError(404, Errno.invalidToken, 'Invalid token');
-const notAllowed = (allow: string) =>
-  new PushError(405, Errno.methodNotAllowed, `Use ${allow} on this resource`, { allow });
 
 export class Rfc8030Resources {
   readonly #o: Rfc8030Options;
@@ -72,19 +70,19 @@ export class Rfc8030Resources {
   /** Handles the request when its path is one of these resources; undefined otherwise. */
   route(req: AnyRequest, res: AnyResponse, path: string, method: string): Promise<void> | undefined {
     if (path === '/subscribe') {
-      if (method !== 'POST') throw notAllowed('POST');
+      if (method !== 'POST') throw methodNotAllowed('POST');
       return subscribe(this.#subscribe, req, res);
     }
     const m = RESOURCE.exec(path);
     if (!m) return undefined;
     const [, kind, token] = m as unknown as [string, 's' | 'set' | 'r', string];
     if (kind === 'r') {
-      if (method !== 'GET') throw notAllowed('GET');
+      if (method !== 'GET') throw methodNotAllowed('GET');
       return this.#monitorReceipts(req, res, token);
     }
     if (method === 'GET') return this.#monitor(req, res, kind, token);
     if (method === 'DELETE') return kind === 's' ? this.#unsubscribe(res, token) : this.#deleteSet(res, token);
-    throw notAllowed('GET, DELETE');
+    throw methodNotAllowed('GET, DELETE');
   }
 
   /** Server shutdown: ends every monitor's stream (after the sessions got GOAWAY). */

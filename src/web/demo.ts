@@ -1,6 +1,9 @@
 // The demo on the public port, for an application developer's first start (README "Demo and
 // dashboard"): a page at /demo/ that subscribes the browser through this service, and a tiny
-// application server behind it that sends a test notification with the project's SDK.
+// application server behind it that sends a test notification with the project's SDK. Routed by
+// the public request listener (src/http/app.ts) unless `--demo off`: its responses are counted
+// like every other, POST /demo/send takes the per-address rate limit, and its errors have the
+// push endpoint's JSON shape.
 //   GET  /demo, /demo/     the page (src/web/pages/demo.html)
 //   GET  /demo/demo.js     its script
 //   GET  /demo/sw.js       the service worker (scope /demo/)
@@ -18,7 +21,7 @@ import { generateVAPIDKeys } from '../sdk/vapid.ts';
 import type { PushSubscription } from '../sdk/types.ts';
 import { page, PAGE_HEADERS } from './static.ts';
 import { readBody } from '../http/body.ts';
-import { PushError } from '../common/push-error.ts';
+import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
 
 export const DEMO_KEY_FILE = 'demo-vapid.json';
 /** The largest POST /demo/send body. */
@@ -33,28 +36,19 @@ export interface DemoOptions {
   log: Logger;
 }
 
-type Handler = (req: AnyRequest, res: AnyResponse) => void;
-
 const PAGES: Record<string, string> = {
   '/demo/': 'demo.html',
   '/demo/demo.js': 'demo.js',
   '/demo/sw.js': 'sw.js',
 };
 
-/** A request handler that answers /demo and /demo/…, and hands everything else to `next`. */
-export function withDemo(next: Handler, o: DemoOptions): Handler {
-  const demo = createDemo(o);
-  return (req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
-    if (path !== '/demo' && !path.startsWith('/demo/')) return next(req, res);
-    demo(req, res, path).catch((err: unknown) => {
-      o.log.error({ err }, 'demo request failed');
-      if (!res.headersSent) json(res, 500, { error: 'internal error' });
-    });
-  };
-}
+/** True for the paths the demo answers. */
+export const isDemoPath = (path: string): boolean => path === '/demo' || path.startsWith('/demo/');
 
-export function createDemo(o: DemoOptions) {
+export type DemoHandler = (req: AnyRequest, res: AnyResponse, path: string) => Promise<void>;
+
+/** The demo's handler for a request on a demo path; refusals are thrown as PushErrors. */
+export function createDemo(o: DemoOptions): DemoHandler {
   const vapid = loadOrCreateKeys(o.dataDir);
   const base = o.publicUrl.replace(/\/+$/, '');
   const allowed = `${base}/wpush/`;
@@ -67,7 +61,7 @@ export function createDemo(o: DemoOptions) {
     }
     const file = PAGES[path];
     if (file || path === '/demo/key') {
-      if (method !== 'GET' && method !== 'HEAD') return json(res, 405, { error: 'Use GET' }, { allow: 'GET, HEAD' });
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
       if (path === '/demo/key') return json(res, 200, { publicKey: vapid.publicKey, endpointPrefix: allowed });
       const { body, type } = page(file!);
       const headers: Record<string, string | number> = { ...PAGE_HEADERS, 'content-type': type, 'content-length': body.length };
@@ -75,18 +69,13 @@ export function createDemo(o: DemoOptions) {
       res.writeHead(200, headers);
       return void res.end(method === 'HEAD' ? '' : body);
     }
-    if (path !== '/demo/send') return json(res, 404, { error: 'Not found' });
-    if (method !== 'POST') return json(res, 405, { error: 'Use POST' }, { allow: 'POST' });
+    if (path !== '/demo/send') throw new PushError(404, Errno.notFound, 'Not found');
+    if (method !== 'POST') throw methodNotAllowed('POST');
     if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
-      return json(res, 415, { error: 'Send application/json' });
+      throw new PushError(415, Errno.demoRequest, 'Send application/json');
     }
-    const body = await readBody(req, MAX_SEND_BODY).catch((err: unknown) => {
-      if (err instanceof PushError && err.status === 413) return null;
-      throw err;
-    });
-    if (body === null) return json(res, 413, { error: `The body must be at most ${MAX_SEND_BODY} bytes` });
-    const parsed = parseSend(body, allowed);
-    if (typeof parsed === 'string') return json(res, 400, { error: parsed });
+    const parsed = parseSend(await readBody(req, MAX_SEND_BODY), allowed);
+    if (typeof parsed === 'string') throw new PushError(400, Errno.demoRequest, parsed);
     try {
       const result = await sendNotification(parsed.subscription, parsed.text, {
         vapidDetails: { subject: 'mailto:demo@webpushd.invalid', ...vapid },
@@ -98,7 +87,7 @@ export function createDemo(o: DemoOptions) {
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
       o.log.info({ status }, 'demo notification refused');
-      return json(res, 502, { error: `the push service answered ${status ?? (err as Error).message}`, status });
+      throw new PushError(502, Errno.demoRequest, `The push service answered ${status ?? (err as Error).message}`);
     }
   };
 }
@@ -143,8 +132,8 @@ function loadOrCreateKeys(dataDir: string): { publicKey: string; privateKey: str
   return keys;
 }
 
-function json(res: AnyResponse, status: number, body: object, headers: Record<string, string> = {}): void {
+function json(res: AnyResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

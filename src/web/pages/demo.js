@@ -94,7 +94,7 @@ async function send() {
     });
     const body = await res.json();
     if (res.ok) log('sent', `"${text}" accepted by the push service (${body.status})`);
-    else log('error', `send failed: ${body.error}`);
+    else log('error', `send failed: ${body.message ?? body.error}`);
   } catch (err) {
     log('error', `send failed: ${err}`);
   } finally {
