@@ -74,7 +74,9 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   // Handlers are bound once the listening port (and so the public URL) is known.
   let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
   let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
-  const connectionLimiter = new ConnectionLimiter(config.maxConnectionsPerAddress, config.loopbackLimits === 'exempt');
+  const connectionLimiter = new ConnectionLimiter(config.maxConnectionsPerAddress, config.loopbackLimits === 'exempt', () =>
+    metrics.limited('address-connections'),
+  );
   const limits: ListenerLimits = {
     maxHeaderBytes: config.maxHeaderBytes,
     headersTimeoutMs: config.headersTimeoutMs,
@@ -99,6 +101,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     perAddressRate: config.rateLimitAddress,
     perAddressBurst: config.rateLimitAddressBurst,
     exemptLoopback: config.loopbackLimits === 'exempt',
+    onLimited: (limit) => metrics.limited(limit === 'address' ? 'address-rate' : 'subscription-rate'),
   });
   const endpoint = new PushEndpoint({
     rateLimiter,

@@ -6,18 +6,23 @@ export class ConnectionLimiter {
   readonly #max: number;
   readonly #exemptLoopback: boolean;
   readonly #open = new Map<string, number>();
+  readonly #onRefused: (() => void) | undefined;
 
-  /** `max` 0: no limit. */
-  constructor(max: number, exemptLoopback: boolean) {
+  /** `max` 0: no limit. `onRefused`: told of each connection refused (metrics). */
+  constructor(max: number, exemptLoopback: boolean, onRefused?: () => void) {
     this.#max = max;
     this.#exemptLoopback = exemptLoopback;
+    this.#onRefused = onRefused;
   }
 
   /** Counts a new connection from `address`; false (nothing counted) when it is one too many. */
   acquire(address: string | undefined): boolean {
     if (this.#max <= 0 || address === undefined || isExempt(address, this.#exemptLoopback)) return true;
     const n = this.#open.get(address) ?? 0;
-    if (n >= this.#max) return false;
+    if (n >= this.#max) {
+      this.#onRefused?.();
+      return false;
+    }
     this.#open.set(address, n + 1);
     return true;
   }

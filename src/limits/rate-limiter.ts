@@ -10,6 +10,8 @@ export interface RateLimitOptions {
   perAddressRate: number;
   perAddressBurst: number;
   exemptLoopback: boolean;
+  /** Told of each request refused, by the limit that refused it (metrics). */
+  onLimited?: (limit: 'subscription' | 'address') => void;
   maxKeys?: number;
   now?: Clock;
 }
@@ -24,25 +26,33 @@ export class RateLimiter {
   readonly #subscriptions: TokenBuckets;
   readonly #addresses: TokenBuckets;
   readonly #exemptLoopback: boolean;
+  readonly #onLimited: RateLimitOptions['onLimited'];
 
   constructor(o: RateLimitOptions) {
     const common = { ...(o.maxKeys ? { maxKeys: o.maxKeys } : {}), ...(o.now ? { now: o.now } : {}) };
     this.#subscriptions = new TokenBuckets({ rate: o.perSubscriptionRate, burst: o.perSubscriptionBurst, ...common });
     this.#addresses = new TokenBuckets({ rate: o.perAddressRate, burst: o.perAddressBurst, ...common });
     this.#exemptLoopback = o.exemptLoopback;
+    this.#onLimited = o.onLimited;
   }
 
   /** Throws the 429 when `address` is over its rate. */
   checkAddress(address: string | undefined): void {
     if (!this.#addresses.enabled || address === undefined || isExempt(address, this.#exemptLoopback)) return;
     const wait = this.#addresses.take(address);
-    if (wait > 0) throw tooManyRequests('from this address', wait);
+    if (wait > 0) {
+      this.#onLimited?.('address');
+      throw tooManyRequests('from this address', wait);
+    }
   }
 
   /** Throws the 429 when the subscription (uaid + chid) is over its rate. */
   checkSubscription(uaid: Buffer, chid: Buffer): void {
     if (!this.#subscriptions.enabled) return;
     const wait = this.#subscriptions.take(uaid.toString('base64url') + chid.toString('base64url'));
-    if (wait > 0) throw tooManyRequests('to this subscription', wait);
+    if (wait > 0) {
+      this.#onLimited?.('subscription');
+      throw tooManyRequests('to this subscription', wait);
+    }
   }
 }

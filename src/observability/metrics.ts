@@ -28,6 +28,7 @@ export class Metrics {
   readonly #commitSeconds: Histogram;
   readonly #commitWrites: Histogram;
   readonly #responses: Counter<'code'>;
+  readonly #limited: Record<LimitKind, Child>;
   readonly #byCode = new Map<number, Child>();
   #sources: MetricSources | null = null;
 
@@ -62,8 +63,19 @@ export class Metrics {
       registers,
     });
     this.#delivered = { websocket: delivered.labels('websocket'), http2: delivered.labels('http2') };
+    const limited = new Counter({
+      name: 'webpushd_limited_total',
+      help: 'Requests and connections refused by a protection limit, by limit',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.#limited = {
+      'subscription-rate': limited.labels('subscription_rate'),
+      'address-rate': limited.labels('address_rate'),
+      'address-connections': limited.labels('address_connections'),
+    };
     // known label values start at 0 (rate() needs a first sample)
-    for (const child of [...Object.values(this.#rejected), ...Object.values(this.#delivered)]) child.inc(0);
+    for (const child of [...Object.values(this.#rejected), ...Object.values(this.#delivered), ...Object.values(this.#limited)]) child.inc(0);
     this.#acknowledged = new Counter({
       name: 'webpushd_messages_acknowledged_total',
       help: 'Stored messages removed by an acknowledgement (WebSocket ack, or DELETE on the message URL)',
@@ -141,6 +153,11 @@ export class Metrics {
     this.#latency.observe(Math.max(0, Date.now() - createdAt) / 1000);
   }
 
+  /** A request or connection refused by a protection limit (429, or a refused connection). */
+  limited(limit: LimitKind): void {
+    this.#limited[limit].inc();
+  }
+
   acknowledged(): void {
     this.#acknowledged.inc();
   }
@@ -173,6 +190,8 @@ export class Metrics {
     return this.registry.contentType;
   }
 }
+
+export type LimitKind = 'subscription-rate' | 'address-rate' | 'address-connections';
 
 export type RejectReason = 'no-subscription' | 'too-many-stored' | 'no-receipt-subscription';
 

@@ -330,6 +330,47 @@ describe('metrics follow the traffic', () => {
   });
 });
 
+describe('protection limits are counted by limit', () => {
+  const server = useServer({
+    rateLimitSubscription: 1,
+    rateLimitSubscriptionBurst: 1,
+    rateLimitAddress: 1,
+    rateLimitAddressBurst: 3,
+    maxConnectionsPerAddress: 1,
+    loopbackLimits: 'limited',
+  });
+  const LIMITED = (limit: string) => `webpushd_limited_total{limit="${limit}"}`;
+
+  test('subscription rate, address rate and connections per address each move their own counter', async () => {
+    const s = server();
+    const before = await scrape(s);
+    for (const limit of ['subscription_rate', 'address_rate', 'address_connections']) {
+      assert.ok(before.has(LIMITED(limit)), `${limit} is exported from the start`);
+    }
+    const ua = await TestUserAgent.connect(s.wsUrl);
+    try {
+      await ua.hello();
+      const reg = await ua.register(randomUUID());
+      // the second WebSocket from this address is one too many
+      await assert.rejects(TestUserAgent.connect(s.wsUrl), /429/);
+      // burst 1 per subscription: the second send is over it; the third is over the address's burst of 3
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await post(String(reg.pushEndpoint), null)).status);
+      assert.deepEqual(statuses, [201, 429, 429]);
+      await expectDeltas(s, before, {
+        [LIMITED('subscription_rate')]: 2,
+        [LIMITED('address_rate')]: 0,
+        [LIMITED('address_connections')]: 1,
+        [code(429)]: 2,
+      });
+      assert.equal((await post(String(reg.pushEndpoint), null)).status, 429);
+      await expectDeltas(s, before, { [LIMITED('subscription_rate')]: 2, [LIMITED('address_rate')]: 1, [code(429)]: 3 });
+    } finally {
+      await ua.close();
+    }
+  });
+});
+
 describe('readiness', () => {
   test('/ready is 503 with a reason once the store is unreachable; /health stays 200', async () => {
     const s = await startTestServer({ adminPort: 0 });
