@@ -24,7 +24,7 @@ import { SqliteStore } from './store/sqlite-store.ts';
 import type { SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
-import { loadOrCreateSecrets } from './tokens/secret-file.ts';
+import { loadOrCreateSecrets, readSecrets } from './tokens/secret-file.ts';
 import { VapidVerifier } from './vapid/verify.ts';
 import { createDemo } from './web/demo.ts';
 
@@ -46,6 +46,12 @@ export interface WebPushServer {
    */
   sweep(): Promise<SweepResult>;
   /**
+   * Reads the data dir's secret file again (after `webpushd secret rotate|retire`): its first
+   * secret seals from now on, every one opens. Returns how many it holds. On a missing or bad
+   * file it throws and the secrets in use stay.
+   */
+  reloadSecrets(): number;
+  /**
    * Stops accepting, closes user-agent connections (WebSocket: close 1001; HTTP/2: GOAWAY, then
    * the open monitors' streams end), closes the admin listener, commits, closes the store.
    */
@@ -57,7 +63,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const log = redacting(baseLog);
   mkdirSync(config.dataDir, { recursive: true });
   const metrics = new Metrics();
-  const capabilities = new Capabilities(new Sealer(loadOrCreateSecrets(config.dataDir)));
+  const sealer = new Sealer(loadOrCreateSecrets(config.dataDir));
+  const capabilities = new Capabilities(sealer);
   const router = new LocalRouter();
   const dbPath = join(config.dataDir, DB_FILE);
   const store = new SqliteStore({
@@ -212,6 +219,11 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     router,
     store,
     sweep,
+    reloadSecrets() {
+      const secrets = readSecrets(config.dataDir);
+      sealer.setSecrets(secrets);
+      return secrets.length;
+    },
     async close() {
       closing = true;
       clearInterval(sweeper);

@@ -1,5 +1,5 @@
 // `webpushd secret rotate|retire`: manage the token secrets in <data dir>/secret.key. A running
-// server reads the file at start only: restart it to seal with (or stop accepting) a secret.
+// server reads the file again on SIGHUP (or at its next start).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
 import { DEFAULTS } from '../config.ts';
@@ -21,12 +21,12 @@ export function secretCommand(): Command {
   const secret = new Command('secret').description(`Rotate the secrets that seal push URLs (<data dir>/${SECRET_FILE})`);
   secret
     .command('rotate')
-    .description('Add a new secret that seals new URLs from the next start on; old URLs keep working')
+    .description('Add a new secret that seals new URLs once the server reloads (SIGHUP) or restarts; old URLs keep working')
     .addOption(dataDirOption())
     .action((o: { dataDir: string }) =>
       run(() => {
         const n = rotateSecrets(o.dataDir);
-        return `added a new secret to ${join(o.dataDir, SECRET_FILE)} (${n} in all); restart the server to use it`;
+        return `added a new secret to ${join(o.dataDir, SECRET_FILE)} (${n} in all); send the server SIGHUP (or restart it) to use it`;
       }),
     );
   secret
@@ -42,7 +42,7 @@ export function secretCommand(): Command {
     .action((o: { dataDir: string; keep: number }) =>
       run(() => {
         const dropped = retireSecrets(o.dataDir, o.keep);
-        return `dropped ${dropped} secret(s) from ${join(o.dataDir, SECRET_FILE)}, kept ${o.keep}; restart the server to apply`;
+        return `dropped ${dropped} secret(s) from ${join(o.dataDir, SECRET_FILE)}, kept ${o.keep}; send the server SIGHUP (or restart it) to apply`;
       }),
     );
   return secret;

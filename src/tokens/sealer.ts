@@ -31,17 +31,17 @@ class NoncePool {
 }
 
 export class Sealer {
-  readonly #keys: TokenKey[];
+  #keys: TokenKey[];
   readonly #nonces = new NoncePool();
 
   /** `secrets[0]` seals; every secret opens. */
   constructor(secrets: readonly Buffer[]) {
-    if (secrets.length === 0) throw new Error('at least one token secret is required');
-    this.#keys = secrets.map((secret) => ({
-      id: createHash('sha256').update(secret).digest()[0]!,
-      key: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd capability token', 32))),
-      nonceKey: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd token nonce', 32))),
-    }));
+    this.#keys = tokenKeys(secrets);
+  }
+
+  /** Replaces the secrets (a reload after rotation): tokens of dropped secrets stop opening. */
+  setSecrets(secrets: readonly Buffer[]): void {
+    this.#keys = tokenKeys(secrets);
   }
 
   seal(plain: Buffer): string {
@@ -87,4 +87,13 @@ export class Sealer {
     }
     return null;
   }
+}
+
+function tokenKeys(secrets: readonly Buffer[]): TokenKey[] {
+  if (secrets.length === 0) throw new Error('at least one token secret is required');
+  return secrets.map((secret) => ({
+    id: createHash('sha256').update(secret).digest()[0]!,
+    key: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd capability token', 32))),
+    nonceKey: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd token nonce', 32))),
+  }));
 }

@@ -1,6 +1,7 @@
 // The server secrets that seal capability tokens live in the data dir, one base64url key per
 // line, newest first: the first seals new tokens, every line opens. Generated on first start;
-// keeping the file keeps every URL valid. `webpushd secret rotate|retire` edit it (atomically).
+// keeping the file keeps every URL valid. `webpushd secret rotate|retire` edit it (atomically);
+// a running server reads it again on SIGHUP.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +38,11 @@ export function loadOrCreateSecrets(dataDir: string): Buffer[] {
 function readLines(dataDir: string): string[] {
   const path = join(dataDir, SECRET_FILE);
   return parseSecrets(path, readFileSync(path, 'utf8'));
+}
+
+/** The secrets of an existing file (a reload: a missing or bad file is an error, never a new secret). */
+export function readSecrets(dataDir: string): Buffer[] {
+  return readLines(dataDir).map((line) => Buffer.from(line, 'base64url'));
 }
 
 /** Replaces the file atomically: a temp file (mode 0600) renamed over it. */

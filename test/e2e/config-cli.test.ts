@@ -96,3 +96,50 @@ test('secret rotate keeps old push URLs working; retire --keep 1 invalidates the
     await third.stop();
   }
 });
+
+/** Waits until the process has logged `msg` `count` times. */
+async function logged(server: Awaited<ReturnType<typeof startServerProcess>>, msg: string, count = 1): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const lines = server.output().split('\n').filter((l) => l.includes(`"msg":"${msg}`));
+    if (lines.length >= count) return lines[count - 1]!;
+    if (Date.now() > deadline) throw new Error(`no "${msg}" logged:\n${server.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('SIGHUP reloads the secrets without a restart: rotate seals with the new one, retire drops the old; a bad file keeps the secrets in use', async () => {
+  const server = await startServerProcess();
+  try {
+    const ua = await TestUserAgent.connect(`${server.url.replace('http', 'ws')}/`);
+    await ua.hello();
+    const oldUrl = await register(server.url, '3d6a4e0c-5b8f-4cbd-8e9a-7f4b3c2d1e53');
+
+    assert.equal(webpushd(['secret', 'rotate', '--data-dir', server.dataDir]).status, 0);
+    server.proc.kill('SIGHUP');
+    assert.match(await logged(server, 'token secrets reloaded'), /"secrets":2/);
+    const newUrl = await register(server.url, '4e7b5f1d-6c9a-4dce-9fab-8a5c4d3e2f64');
+    assert.equal(await push(oldUrl), 201, 'the old secret still opens');
+    assert.equal(await push(newUrl), 201);
+
+    assert.equal(webpushd(['secret', 'retire', '--data-dir', server.dataDir, '--keep', '1']).status, 0);
+    server.proc.kill('SIGHUP');
+    assert.match(await logged(server, 'token secrets reloaded', 2), /"secrets":1/);
+    assert.equal(await push(oldUrl), 404, 'sealed by the retired secret');
+    assert.equal(await push(newUrl), 201, 'sealed by the new secret');
+
+    const secretFile = join(server.dataDir, 'secret.key');
+    const good = readFileSync(secretFile, 'utf8');
+    writeFileSync(secretFile, 'not a secret\n');
+    server.proc.kill('SIGHUP');
+    await logged(server, 'reloading token secrets failed');
+    assert.equal(await push(newUrl), 201, 'the secrets in use stay');
+    writeFileSync(secretFile, good);
+
+    // the user agent connected before all this was never disconnected
+    assert.equal((await ua.register('5f8c6a2e-7dab-4edf-8abc-9b6d5e4f3a75')).status, 200);
+    await ua.close();
+  } finally {
+    await server.stop();
+  }
+});
