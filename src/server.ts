@@ -46,11 +46,12 @@ export interface WebPushServer {
    */
   sweep(): Promise<SweepResult>;
   /**
-   * Reads the data dir's secret file again (after `webpushd secret rotate|retire`): its first
-   * secret seals from now on, every one opens. Returns how many it holds. On a missing or bad
-   * file it throws and the secrets in use stay.
+   * Reads again (SIGHUP) the data dir's secret file, after `webpushd secret rotate|retire` (its
+   * first secret seals from now on, every one opens), and with TLS the certificate and key files
+   * (a renewal; new connections use it). Each part that cannot be read or used is logged and
+   * stays as it was. Returns whether every part was reloaded.
    */
-  reloadSecrets(): number;
+  reload(): boolean;
   /**
    * Stops accepting, closes user-agent connections (WebSocket: close 1001; HTTP/2: GOAWAY, then
    * the open monitors' streams end), closes the admin listener, commits, closes the store.
@@ -77,7 +78,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const stats = new StoreStats(dbPath);
   const pipeline = new Pipeline(store, router, metrics);
 
-  const tls = config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined;
+  const readTls = () => (config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined);
+  const tls = readTls();
   // Handlers are bound once the listening port (and so the public URL) is known.
   let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
   let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
@@ -219,10 +221,25 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     router,
     store,
     sweep,
-    reloadSecrets() {
-      const secrets = readSecrets(config.dataDir);
-      sealer.setSecrets(secrets);
-      return secrets.length;
+    reload() {
+      let ok = true;
+      try {
+        const secrets = readSecrets(config.dataDir);
+        sealer.setSecrets(secrets);
+        log.info({ secrets: secrets.length }, 'token secrets reloaded');
+      } catch (err) {
+        ok = false;
+        log.error({ err: (err as Error).message }, 'reloading token secrets failed: the secrets in use stay');
+      }
+      if (!tls) return ok;
+      try {
+        http.setCertificate(readTls()!);
+        log.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
+      } catch (err) {
+        ok = false;
+        log.error({ err: (err as Error).message }, 'reloading the TLS certificate failed: the certificate in use stays');
+      }
+      return ok;
     },
     async close() {
       closing = true;

@@ -70,13 +70,8 @@ export function serveCommand(): Command {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    // after `webpushd secret rotate|retire`: new secrets without dropping a connection
-    process.on('SIGHUP', () => {
-      try {
-        log.info({ secrets: server.reloadSecrets() }, 'token secrets reloaded');
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'reloading token secrets failed: the secrets in use stay');
-      }
-    });
+    // token secrets after `webpushd secret rotate|retire`, a renewed TLS certificate: without
+    // dropping a connection
+    process.on('SIGHUP', () => void server.reload());
   });
 }

@@ -52,6 +52,8 @@ export interface Listener {
   closeIdleConnections(): void;
   /** Cuts every connection still open (HTTP/1.1, HTTP/2, not yet spoken): the end of a shutdown's grace. */
   destroyConnections(): void;
+  /** TLS only: new connections use this certificate (a renewal); throws when the pair is unusable. */
+  setCertificate(tls: { cert: Buffer; key: Buffer }): void;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -98,6 +100,7 @@ export async function listen(
   let front: Server;
   let h2: Http2Server | Http2SecureServer;
   let silent: SilentConnections | undefined;
+  let secureServer: Http2SecureServer | undefined;
   // A session closed gracefully (GOAWAY) waits for its peer to hang up, even once destroyed:
   // the end of a shutdown's grace cuts the sockets under the HTTP/2 sessions themselves.
   const h2Sockets = new Set<Duplex>();
@@ -118,6 +121,7 @@ export async function listen(
     secure.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
     h2 = secure;
     front = secure;
+    secureServer = secure;
   } else {
     h2 = createH2cServer(h2Options, handlers.request);
     const watcher = new SilentConnections(limits.headersTimeoutMs);
@@ -149,6 +153,10 @@ export async function listen(
       connections.destroyAll();
       for (const socket of h2Sockets) socket.destroy();
       silent?.destroyAll();
+    },
+    setCertificate: (tls) => {
+      if (!secureServer) throw new Error('not serving TLS');
+      secureServer.setSecureContext(tls);
     },
   };
 }

@@ -1,11 +1,14 @@
-// `webpushd serve --config/--print-config` from the outside, and secret rotation across restarts.
+// `webpushd serve --config/--print-config` from the outside, secret rotation across restarts,
+// and SIGHUP reloads (token secrets, TLS certificate) in a running server.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { connect as connectTls } from 'node:tls';
 import { startServerProcess } from '../helpers/server-process.ts';
+import { createTestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 
 const BIN = new URL('../../bin/webpushd', import.meta.url).pathname;
@@ -141,5 +144,48 @@ test('SIGHUP reloads the secrets without a restart: rotate seals with the new on
     await ua.close();
   } finally {
     await server.stop();
+  }
+});
+
+test('SIGHUP reloads a renewed TLS certificate for new connections; open ones stay; an unusable pair keeps the one in use', async () => {
+  const first = createTestCertificate();
+  const renewed = createTestCertificate();
+  const dir = mkdtempSync(join(tmpdir(), 'webpushd-cert-'));
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  writeFileSync(certFile, first.cert);
+  writeFileSync(keyFile, first.key);
+  const fingerprint = (ca: Buffer) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connectTls({ host: '127.0.0.1', port: server.port, ca }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.end();
+      });
+      socket.once('error', reject);
+    });
+  const server = await startServerProcess({ scheme: 'https', args: ['--tls-cert', certFile, '--tls-key', keyFile] });
+  try {
+    const before = await fingerprint(first.cert);
+    const ua = await TestUserAgent.connect(`wss://127.0.0.1:${server.port}/`, undefined, { ca: first.cert });
+    await ua.hello();
+
+    writeFileSync(certFile, renewed.cert);
+    writeFileSync(keyFile, renewed.key);
+    server.proc.kill('SIGHUP');
+    await logged(server, 'TLS certificate reloaded');
+    const after = await fingerprint(renewed.cert);
+    assert.notEqual(after, before, 'new connections get the renewed certificate');
+    assert.equal((await ua.register('6a9d7b3f-8ebc-4f0a-9bcd-ac7e6f5a4b86')).status, 200, 'the open connection stayed');
+
+    writeFileSync(keyFile, first.key); // does not match the renewed certificate
+    server.proc.kill('SIGHUP');
+    await logged(server, 'reloading the TLS certificate failed');
+    assert.equal(await fingerprint(renewed.cert), after, 'the certificate in use stays');
+    await ua.close();
+  } finally {
+    await server.stop();
+    first.remove();
+    renewed.remove();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
