@@ -4,11 +4,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import http2 from 'node:http2';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
-import { createTestCertificate } from '../helpers/tls.ts';
+import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 
 const REL_PUSH = 'urn:ietf:params:push';
 
@@ -167,6 +168,118 @@ describe('header size and slow clients', () => {
     assert.match(data, /^HTTP\/1\.1 200/);
     assert.ok(ms >= 250 && ms < 3000, `closed after ${ms} ms`);
   });
+});
+
+/** A TLS connection offering `alpn` (none: no ALPN extension), once its handshake is done. */
+async function tlsConnected(port: number, ca: Buffer, alpn?: string[]): Promise<TLSSocket> {
+  const socket = connectTls({ port, host: '127.0.0.1', ca, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', reject);
+  });
+  return socket;
+}
+
+describe('HTTP/1.1 over TLS: slow clients (the TLS front enforces headersTimeout itself)', () => {
+  let cert: TestCertificate;
+  let server: TestServer;
+  before(async () => {
+    cert = createTestCertificate();
+    // requestTimeoutMs and keepAliveTimeoutMs stay at their defaults (30 s, 5 s): only the headers
+    // timeout can cut these connections within the bounds asserted below
+    server = await startTestServer({ tlsCert: cert.certFile, tlsKey: cert.keyFile, headersTimeoutMs: 500 });
+  });
+  after(async () => {
+    await server.close();
+    cert.remove();
+  });
+
+  test('a slowloris client (ALPN http/1.1, request line trickled in) gets 408 and is disconnected after headersTimeout', async () => {
+    const socket = await tlsConnected(server.port, cert.cert, ['http/1.1']);
+    assert.equal(socket.alpnProtocol, 'http/1.1');
+    const closed = closedAfter(socket, Date.now());
+    let open = true;
+    void closed.then(() => (open = false));
+    // a head that would take 8 s to send, never complete (no empty line)
+    const head = 'GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(80);
+    let sent = 0;
+    for (; sent < 80 && open; sent++) {
+      socket.write(head[sent]!);
+      await sleep(100);
+    }
+    if (open) socket.destroy();
+    const { ms, data } = await closed;
+    assert.ok(sent < 80, `the server kept the connection open while ${sent} bytes trickled in for ${ms} ms`);
+    assert.ok(ms >= 300 && ms < 5000, `closed after ${ms} ms`);
+    assert.match(data, /^HTTP\/1\.1 408 /);
+  });
+
+  for (const alpn of [undefined, ['http/1.1']]) {
+    test(`a TLS connection (${alpn ? 'ALPN http/1.1' : 'no ALPN'}) that completes the handshake and sends nothing is cut after headersTimeout`, async () => {
+      const socket = await tlsConnected(server.port, cert.cert, alpn);
+      assert.equal(socket.alpnProtocol, alpn ? 'http/1.1' : false);
+      const closed = closedAfter(socket, Date.now());
+      const giveUp = setTimeout(() => socket.destroy(), 5000);
+      const { ms, data } = await closed;
+      clearTimeout(giveUp);
+      assert.ok(ms >= 300 && ms < 5000, `closed after ${ms} ms`);
+      assert.match(data, /^HTTP\/1\.1 408 /);
+    });
+  }
+});
+
+describe('HTTP/2 header size', () => {
+  let cert: TestCertificate;
+  let h2c: TestServer;
+  let h2: TestServer;
+  before(async () => {
+    cert = createTestCertificate();
+    h2c = await startTestServer({ maxHeaderBytes: 16384 });
+    h2 = await startTestServer({ maxHeaderBytes: 16384, tlsCert: cert.certFile, tlsKey: cert.keyFile });
+  });
+  after(async () => {
+    await Promise.all([h2c.close(), h2.close()]);
+    cert.remove();
+  });
+
+  /** The response's status, or the code of the stream's reset when there was no response. */
+  function get(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status?: number; rstCode?: number }> {
+    return new Promise((resolve) => {
+      const req = session.request({ ':method': 'GET', ':path': '/health', ...headers });
+      let status: number | undefined;
+      req.on('response', (h) => (status = h[':status']));
+      req.on('error', () => {});
+      req.resume();
+      req.once('close', () => resolve(status === undefined ? { rstCode: req.rstCode } : { status }));
+      req.end();
+    });
+  }
+
+  for (const transport of ['h2c (prior knowledge)', 'h2 over TLS'] as const) {
+    test(`${transport}: a request whose headers exceed maxHeaderBytes is reset with ENHANCE_YOUR_CALM; the session keeps working`, async () => {
+      const server = transport === 'h2 over TLS' ? h2 : h2c;
+      // Node's client sends header blocks up to its maxSendHeaderBlockLength (64 KiB by default)
+      // whatever the server advertises: the 20 KiB header below goes out on the wire.
+      const session = http2.connect(server.url, transport === 'h2 over TLS' ? { ca: cert.cert } : {});
+      let goaway: number | undefined;
+      session.on('goaway', (code) => (goaway = code));
+      session.on('error', () => {});
+      try {
+        await new Promise((resolve) => session.once('remoteSettings', resolve));
+        assert.equal(session.remoteSettings.maxHeaderListSize, 16384);
+        // no response (the handler never saw it): the server resets the stream
+        const refused = await get(session, { 'x-big': 'a'.repeat(20 * 1024) });
+        assert.deepEqual(refused, { rstCode: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM });
+        // just under the limit passes, on the same session
+        assert.deepEqual(await get(session, { 'x-big': 'a'.repeat(15 * 1024) }), { status: 200 });
+        assert.deepEqual(await get(session), { status: 200 });
+        assert.equal(goaway, undefined);
+        assert.ok(!session.closed && !session.destroyed);
+      } finally {
+        session.close();
+      }
+    });
+  }
 });
 
 describe('TLS handshake timeout', () => {
