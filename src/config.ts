@@ -54,6 +54,8 @@ export interface Config {
   tlsHandshakeTimeoutMs: number;
   /** Shutdown: how long in-flight requests and closing connections may take before they are cut. */
   shutdownTimeoutMs: number;
+  /** A user agent not seen (connected) for this many days is deleted with its subscriptions; 0: never. */
+  userAgentExpiryDays: number;
   /** 'on': the /demo page and demo application server on the public port. */
   demo: 'on' | 'off';
 }
@@ -93,6 +95,7 @@ export const DEFAULTS: Config = {
   http2MaxSessionMemory: 10,
   tlsHandshakeTimeoutMs: 10_000,
   shutdownTimeoutMs: 10_000,
+  userAgentExpiryDays: 60,
   demo: 'on',
 };
 

@@ -29,6 +29,14 @@ import { VapidVerifier } from './vapid/verify.ts';
 import { createDemo } from './web/demo.ts';
 
 export const DB_FILE = 'webpushd.db';
+const DAY_MS = 86_400_000;
+/** Idle user agents one sweep deletes at most (one bounded group commit). */
+const IDLE_USER_AGENTS_PER_SWEEP = 1000;
+
+export interface ServerSweepResult extends SweepResult {
+  /** Idle user agents deleted (not seen for `userAgentExpiryDays`). */
+  userAgents: number;
+}
 
 export interface WebPushServer {
   /** Base URL the service hands out (push and message URLs start with it). */
@@ -41,10 +49,11 @@ export interface WebPushServer {
   readonly router: LocalRouter;
   readonly store: SqliteStore;
   /**
-   * Removes what expired (messages, receipts, receipt subscriptions), queues the 410 receipts
-   * of expired messages and tells open monitors; runs every `sweepIntervalMs` by itself.
+   * Removes what expired (messages, receipts, receipt subscriptions, user agents not seen for
+   * `userAgentExpiryDays`), queues the 410 receipts of expired messages and tells open
+   * monitors; runs every `sweepIntervalMs` by itself.
    */
-  sweep(): Promise<SweepResult>;
+  sweep(): Promise<ServerSweepResult>;
   /**
    * Reads again (SIGHUP) the data dir's secret file, after `webpushd secret rotate|retire` (its
    * first secret seals from now on, every one opens), and with TLS the certificate and key files
@@ -66,7 +75,13 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const metrics = new Metrics();
   const sealer = new Sealer(loadOrCreateSecrets(config.dataDir));
   const capabilities = new Capabilities(sealer);
-  const router = new LocalRouter();
+  const expireUserAgents = config.userAgentExpiryDays > 0;
+  // when a user agent was last seen, for expiring the ones that never come back
+  const router = new LocalRouter(
+    expireUserAgents
+      ? (uaid) => void store.touchUserAgent(uaid).catch((err: unknown) => log.error({ err }, 'recording a user agent as seen failed'))
+      : undefined,
+  );
   const dbPath = join(config.dataDir, DB_FILE);
   const store = new SqliteStore({
     path: dbPath,
@@ -161,13 +176,16 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   });
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
-  const sweep = async (): Promise<SweepResult> => {
+  const sweep = async (): Promise<ServerSweepResult> => {
     const result = await pipeline.sweep();
+    const userAgents = expireUserAgents
+      ? await pipeline.expireIdleUserAgents(Date.now() - config.userAgentExpiryDays * DAY_MS, IDLE_USER_AGENTS_PER_SWEEP)
+      : 0;
     const { expired, receipts, receiptSubscriptions } = result;
-    if (expired.length + receipts + receiptSubscriptions.length > 0) {
-      log.info({ expired: expired.length, receipts, receiptSubscriptions: receiptSubscriptions.length }, 'expired entries removed');
+    if (expired.length + receipts + receiptSubscriptions.length + userAgents > 0) {
+      log.info({ expired: expired.length, receipts, receiptSubscriptions: receiptSubscriptions.length, userAgents }, 'expired entries removed');
     }
-    return result;
+    return { ...result, userAgents };
   };
   const sweeper = setInterval(() => {
     sweep().catch((err: unknown) => log.error({ err }, 'sweeping expired messages failed'));

@@ -66,6 +66,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'http2MaxSessionMemory', flag: 'http2-max-session-memory', env: 'HTTP2_MAX_SESSION_MEMORY', arg: 'MiB', help: 'memory one HTTP/2 session may buffer before new streams are refused', kind: int(1, 1024) },
   { key: 'tlsHandshakeTimeoutMs', flag: 'tls-handshake-timeout-ms', env: 'TLS_HANDSHAKE_TIMEOUT_MS', arg: 'ms', help: 'time to complete the TLS handshake', kind: int(100, 3_600_000) },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'SHUTDOWN_TIMEOUT_MS', arg: 'ms', help: 'on SIGTERM: time in-flight requests and closing connections get before they are cut', kind: int(0, 3_600_000) },
+  { key: 'userAgentExpiryDays', flag: 'user-agent-expiry-days', env: 'USER_AGENT_EXPIRY_DAYS', arg: 'days', help: 'user agents not connected for this long are deleted with their subscriptions (0 = never)', kind: int(0, 36_500) },
   { key: 'demo', flag: 'demo', env: 'DEMO', arg: 'on|off', help: 'on: serve the /demo page and its demo application server on the public port', kind: { type: 'enum', values: ['on', 'off'] } },
 ];
 

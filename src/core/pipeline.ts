@@ -72,6 +72,20 @@ export class Pipeline {
     return existed;
   }
 
+  /**
+   * Deletes up to `limit` user agents last seen before `seenBefore` (ms) and not connected now,
+   * with their subscriptions and messages (their push URLs then answer 410). Returns how many.
+   */
+  async expireIdleUserAgents(seenBefore: number, limit: number): Promise<number> {
+    // one connected for longer than the expiry is not idle (it is seen again when it disconnects)
+    const idle = (await this.#store.idleUserAgents(seenBefore, limit)).filter((uaid) => !this.#router.has(uaid));
+    // all in one group commit
+    const deleted = await Promise.all(idle.map((uaid) => this.#store.deleteUserAgent(uaid, seenBefore)));
+    const n = deleted.filter(Boolean).length;
+    this.#metrics?.userAgentsExpired(n);
+    return n;
+  }
+
   /** Removes what expired and tells the live connections and receipt monitors. */
   async sweep(): Promise<SweepResult> {
     const result = await this.#store.sweep();

@@ -24,6 +24,7 @@ export class Metrics {
   readonly #delivered: Record<Transport, Child>;
   readonly #acknowledged: Counter;
   readonly #expired: Counter;
+  readonly #userAgentsExpired: Counter;
   readonly #latency: Histogram;
   readonly #commitSeconds: Histogram;
   readonly #commitWrites: Histogram;
@@ -84,6 +85,11 @@ export class Metrics {
     this.#expired = new Counter({
       name: 'webpushd_messages_expired_total',
       help: 'Stored messages removed unacknowledged because their TTL ran out',
+      registers,
+    });
+    this.#userAgentsExpired = new Counter({
+      name: 'webpushd_user_agents_expired_total',
+      help: 'User agents deleted (with their subscriptions and messages) after not being seen for the user-agent expiry',
       registers,
     });
     this.#latency = new Histogram({
@@ -164,6 +170,10 @@ export class Metrics {
 
   expired(n: number): void {
     if (n > 0) this.#expired.inc(n);
+  }
+
+  userAgentsExpired(n: number): void {
+    if (n > 0) this.#userAgentsExpired.inc(n);
   }
 
   /** GroupCommit's onCommit. */

@@ -37,6 +37,8 @@ export interface Router {
   unwatchReceipts(id: Buffer, watcher: ReceiptWatcher): void;
   receiptsQueued(ids: readonly Buffer[]): void;
   receiptsExpired(ids: readonly Buffer[]): void;
+  /** Whether a connection of `uaid` is attached. */
+  has(uaid: Buffer): boolean;
   readonly connected: number;
 }
 
@@ -45,17 +47,30 @@ const keyOf = (id: Buffer): string => id.toString('latin1');
 export class LocalRouter implements Router {
   readonly #conns = new Map<string, Connection>();
   readonly #receipts = new Map<string, Set<ReceiptWatcher>>();
+  readonly #onPresence: ((uaid: Buffer) => void) | undefined;
+
+  /** `onPresence`: a user agent connected, or its last connection left (when it was last seen). */
+  constructor(onPresence?: (uaid: Buffer) => void) {
+    this.#onPresence = onPresence;
+  }
 
   attach(uaid: Buffer, conn: Connection): void {
     const key = keyOf(uaid);
     const old = this.#conns.get(key);
     this.#conns.set(key, conn);
     if (old && old !== conn) old.replacedByNewer();
+    this.#onPresence?.(uaid);
   }
 
   detach(uaid: Buffer, conn: Connection): void {
     const key = keyOf(uaid);
-    if (this.#conns.get(key) === conn) this.#conns.delete(key);
+    if (this.#conns.get(key) !== conn) return;
+    this.#conns.delete(key);
+    this.#onPresence?.(uaid);
+  }
+
+  has(uaid: Buffer): boolean {
+    return this.#conns.has(keyOf(uaid));
   }
 
   deliver(message: Delivery): boolean {

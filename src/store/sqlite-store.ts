@@ -92,6 +92,13 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_by_subscription ON receipts (sub, seq);
 CREATE INDEX receipts_by_expiry ON receipts (expires_at);
 `,
+  // 3: when each user agent was last seen (connected or disconnected), so the ones that never
+  // come back can be expired; existing ones count as seen when the file is migrated.
+  `
+ALTER TABLE user_agents ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0;
+UPDATE user_agents SET seen_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+CREATE INDEX user_agents_by_seen ON user_agents (seen_at);
+`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -209,7 +216,10 @@ type Query =
   | 'sweepMessages'
   | 'sweepReceipts'
   | 'sweepReceiptSubs'
-  | 'delReceiptsOf';
+  | 'delReceiptsOf'
+  | 'touchUa'
+  | 'idleUas'
+  | 'delIdleUa';
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -239,7 +249,10 @@ export class SqliteStore implements Store {
       );
     this.#q = {
       hasUa: p('SELECT 1 AS x FROM user_agents WHERE uaid = ?'),
-      putUa: p('INSERT OR IGNORE INTO user_agents (uaid, created_at) VALUES (?, ?)'),
+      putUa: p('INSERT INTO user_agents (uaid, created_at, seen_at) VALUES (?1, ?2, ?2) ON CONFLICT (uaid) DO UPDATE SET seen_at = ?2'),
+      touchUa: p('UPDATE user_agents SET seen_at = ? WHERE uaid = ?'),
+      idleUas: p('SELECT uaid FROM user_agents WHERE seen_at < ? ORDER BY seen_at LIMIT ?'),
+      delIdleUa: p('DELETE FROM user_agents WHERE uaid = ? AND seen_at < ?'),
       putSub: p(
         'INSERT INTO subscriptions (uaid, chid, key_hash, created_at) VALUES (?, ?, ?, ?) ' +
           'ON CONFLICT (uaid, chid) DO UPDATE SET key_hash = excluded.key_hash',
@@ -318,14 +331,28 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteUserAgent(uaid: Buffer): Promise<boolean> {
+  deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean> {
     return this.#tx.run(() => {
-      const existed = this.#q.delUa.run(uaid).changes > 0;
+      const idle = seenBefore !== undefined;
+      const existed = (idle ? this.#q.delIdleUa.run(uaid, seenBefore) : this.#q.delUa.run(uaid)).changes > 0;
+      // an idle user agent seen since it was picked stays
+      if (idle && !existed) return false;
       this.#queue410(this.#q.uaReceipts, uaid);
       this.#q.delUaMessages.run(uaid);
       this.#q.delUaSubs.run(uaid);
       return existed;
     });
+  }
+
+  touchUserAgent(uaid: Buffer): Promise<void> {
+    const now = this.#now();
+    return this.#tx.run(() => {
+      this.#q.touchUa.run(now, uaid);
+    });
+  }
+
+  async idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
+    return (this.#q.idleUas.all(seenBefore, limit) as unknown as { uaid: Uint8Array }[]).map((r) => buf(r.uaid));
   }
 
   async getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null> {

@@ -100,8 +100,15 @@ export interface Store {
   putSubscription(sub: Subscription): Promise<void>;
   /** Also deletes the subscription's pending messages (queuing 410 receipts); false when unknown. */
   deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean>;
-  /** Deletes a whole user agent (RFC 8030 set): every subscription and message; false when unknown. */
-  deleteUserAgent(uaid: Buffer): Promise<boolean>;
+  /**
+   * Deletes a whole user agent (RFC 8030 set): every subscription and message; false when unknown.
+   * `seenBefore` (ms): only if it was last seen before then (expiring an idle one).
+   */
+  deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean>;
+  /** The user agent connected or disconnected now. */
+  touchUserAgent(uaid: Buffer): Promise<void>;
+  /** Up to `limit` user agents last seen before `seenBefore` (ms), least recently seen first. */
+  idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]>;
   getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null>;
   listSubscriptions(uaid: Buffer): Promise<Subscription[]>;
   /**

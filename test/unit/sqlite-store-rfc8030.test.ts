@@ -1,6 +1,7 @@
 // The store's RFC 8030 parts: filtered pending reads, receipts (queued on ack, Topic
-// replacement, expiry and unsubscribe; durable; expiring), deleting a whole set, and the
-// migration of a data dir written before the schema was versioned.
+// replacement, expiry and unsubscribe; durable; expiring), deleting a whole set,
+// idle user agents (last seen, conditional delete), and the migration of a data dir written
+// before the schema was versioned.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -193,6 +194,31 @@ describe('SqliteStore for RFC 8030', () => {
   });
 });
 
+describe('idle user agents', () => {
+  test('seen on subscribe and touch; listed least recently seen first; a conditional delete spares one seen since', async () => {
+    const { store, advance, now } = open();
+    const a = sub();
+    const b = sub();
+    await store.putSubscription(a);
+    advance(1000);
+    await store.putSubscription(b);
+    advance(1000);
+    assert.deepEqual(await store.idleUserAgents(now(), 10), [a.uaid, b.uaid]);
+    assert.deepEqual(await store.idleUserAgents(now(), 1), [a.uaid], 'bounded');
+    const cutoff = now();
+    await store.touchUserAgent(a.uaid);
+    assert.deepEqual(await store.idleUserAgents(cutoff + 1, 10), [b.uaid, a.uaid], 'a was seen last');
+    assert.equal(await store.deleteUserAgent(a.uaid, cutoff), false, 'a was seen after the cutoff');
+    assert.ok(await store.getSubscription(a.uaid, a.chid));
+    await save(store, message(b, { createdAt: now() }));
+    assert.equal(await store.deleteUserAgent(b.uaid, cutoff), true);
+    assert.equal(await store.getSubscription(b.uaid, b.chid), null);
+    assert.deepEqual(await store.pendingMessages(b.uaid, 0, 10), []);
+    assert.equal(await store.hasUserAgent(b.uaid), false);
+    await store.close();
+  });
+});
+
 describe('schema migration', () => {
   // The schema webpushd wrote before it versioned its database files (user_version 0).
   const UNVERSIONED = `
@@ -220,6 +246,9 @@ describe('schema migration', () => {
 
     const { store } = open({ path });
     assert.deepEqual(await store.getSubscription(s.uaid, s.chid), s);
+    // migrated user agents count as seen at the migration, not at their creation (1 ms)
+    assert.deepEqual(await store.idleUserAgents(Date.now() - 60_000, 10), []);
+    assert.deepEqual(await store.idleUserAgents(Date.now() + 60_000, 10), [s.uaid]);
     const [m] = await store.pendingMessages(s.uaid, 0, 10);
     assert.deepEqual([m!.body.toString(), m!.topic, m!.urgency, m!.receipt], ['old', 't', 'normal', undefined]);
     const rid = randomBytes(16);
