@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { ConnectionLimiter } from '../limits/connection-limiter.ts';
 import { Http1Connections } from './http1-connections.ts';
+import { Http2Sockets } from './http2-sockets.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -101,13 +102,9 @@ export async function listen(
   let h2: Http2Server | Http2SecureServer;
   let silent: SilentConnections | undefined;
   let secureServer: Http2SecureServer | undefined;
-  // A session closed gracefully (GOAWAY) waits for its peer to hang up, even once destroyed:
-  // the end of a shutdown's grace cuts the sockets under the HTTP/2 sessions themselves.
-  const h2Sockets = new Set<Duplex>();
-  const trackH2Socket = (socket: Duplex) => {
-    h2Sockets.add(socket);
-    socket.once('close', () => h2Sockets.delete(socket));
-  };
+  // a peer told GOAWAY gets as long to hang up as an idle keep-alive connection has
+  const h2Sockets = new Http2Sockets(limits.keepAliveTimeoutMs);
+  const trackH2Socket = (socket: Duplex) => h2Sockets.add(socket);
   if (options.tls) {
     const secure = createSecureServer(
       { ...options.tls, ...h2Options, ...h1Options, allowHTTP1: true, handshakeTimeout: limits.tlsHandshakeTimeoutMs },
@@ -136,6 +133,7 @@ export async function listen(
     front.listen(options.port, options.host, () => resolve());
   });
   const sessions = trackSessions(h2, limits);
+  front.once('close', () => h2Sockets.stop());
   return {
     port: (front.address() as AddressInfo).port,
     close: () =>
@@ -151,7 +149,7 @@ export async function listen(
     },
     destroyConnections: () => {
       connections.destroyAll();
-      for (const socket of h2Sockets) socket.destroy();
+      h2Sockets.destroyAll();
       silent?.destroyAll();
     },
     setCertificate: (tls) => {
@@ -181,10 +179,14 @@ function trackSessions(h2: Http2Server | Http2SecureServer, limits: ListenerLimi
       sessions.delete(session);
       limits.connections?.release(address);
     });
+    // silent: no stream at all within the headers timeout, like an HTTP/1.1 client with no request
+    const silent = setTimeout(() => session.close(), limits.headersTimeoutMs);
+    silent.unref();
+    session.once('close', () => clearTimeout(silent));
     // idle: no open stream (no monitor, no request in flight) and no traffic for the timeout
     let open = 0;
     session.on('stream', (stream) => {
-      open++;
+      if (open++ === 0) clearTimeout(silent);
       stream.once('close', () => open--);
     });
     session.setTimeout(limits.http2IdleTimeoutMs, () => {

@@ -282,6 +282,97 @@ describe('HTTP/2 header size', () => {
   }
 });
 
+describe('HTTP/2 sessions that say nothing, or never hang up', () => {
+  const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const frame = (type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)) => {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(stream, 5);
+    return Buffer.concat([head, payload]);
+  };
+  const SETTINGS = frame(0x4, 0, 0);
+  // GET /health on stream 1 (HPACK: :method GET, :scheme http, literals :path /health, :authority a)
+  const GET_HEALTH = frame(
+    0x1,
+    0x5 /* END_STREAM | END_HEADERS */,
+    1,
+    Buffer.concat([Buffer.from([0x82, 0x86, 0x04, 7]), Buffer.from('/health'), Buffer.from([0x01, 1]), Buffer.from('a')]),
+  );
+
+  /**
+   * A raw h2c peer that reads everything but never closes its side. Once the server has ended
+   * its side (GOAWAY, then FIN), the peer keeps sending PINGs: they go unnoticed while the
+   * server's socket is half-open, and are reset once it is really closed. Resolves with what the
+   * peer got and when it was cut.
+   */
+  async function stubbornPeer(server: TestServer, opening: Buffer): Promise<{ ms: number; received: Buffer }> {
+    const socket = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => {});
+    let pings: NodeJS.Timeout | undefined;
+    socket.once('end', () => (pings = setInterval(() => socket.write(frame(0x6, 0, 0, Buffer.alloc(8))), 50)));
+    const t0 = Date.now();
+    socket.write(Buffer.concat([PREFACE, opening]));
+    await new Promise((resolve) => socket.once('close', resolve));
+    clearInterval(pings);
+    return { ms: Date.now() - t0, received: Buffer.concat(chunks) };
+  }
+
+  /** Frame types in what the server sent. */
+  function frameTypes(data: Buffer): number[] {
+    const types: number[] = [];
+    for (let i = 0; i + 9 <= data.length; i += 9 + data.readUIntBE(i, 3)) types.push(data[i + 3]!);
+    return types;
+  }
+
+  test('a session that opens no stream within headersTimeout gets GOAWAY; a peer that never hangs up is cut after the keep-alive timeout', { timeout: 10_000 }, async () => {
+    const server = await startTestServer({ headersTimeoutMs: 300, keepAliveTimeoutMs: 300, http2IdleTimeoutMs: 60_000 });
+    try {
+      const { ms, received } = await stubbornPeer(server, SETTINGS);
+      assert.ok(frameTypes(received).includes(0x7), 'GOAWAY was sent first');
+      assert.ok(ms >= 550 && ms < 5000, `cut after ${ms} ms: the timeout and the linger`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('an idle session (its request done) gets GOAWAY after http2IdleTimeout; a peer that never hangs up is cut', { timeout: 10_000 }, async () => {
+    const server = await startTestServer({ headersTimeoutMs: 10_000, keepAliveTimeoutMs: 300, http2IdleTimeoutMs: 300 });
+    try {
+      const { ms, received } = await stubbornPeer(server, Buffer.concat([SETTINGS, GET_HEALTH]));
+      const types = frameTypes(received);
+      assert.ok(types.includes(0x1), `the request was answered (HEADERS): ${types.join()}`);
+      assert.ok(types.indexOf(0x7) > types.indexOf(0x1), 'then GOAWAY');
+      assert.ok(ms >= 550 && ms < 5000, `cut after ${ms} ms: the timeout and the linger`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('TLS with ALPN h2: a session that opens no stream is closed after headersTimeout', { timeout: 10_000 }, async () => {
+    const cert = createTestCertificate();
+    const server = await startTestServer({ headersTimeoutMs: 300, keepAliveTimeoutMs: 300, tlsCert: cert.certFile, tlsKey: cert.keyFile });
+    try {
+      const socket = connectTls({ port: server.port, host: '127.0.0.1', ca: cert.cert, ALPNProtocols: ['h2'] });
+      socket.on('error', () => {});
+      socket.resume();
+      await new Promise((resolve) => socket.once('secureConnect', resolve));
+      assert.equal(socket.alpnProtocol, 'h2');
+      const t0 = Date.now();
+      socket.write(Buffer.concat([PREFACE, SETTINGS]));
+      await new Promise((resolve) => socket.once('close', resolve));
+      const ms = Date.now() - t0;
+      assert.ok(ms >= 250 && ms < 5000, `closed after ${ms} ms`);
+    } finally {
+      await server.close();
+      cert.remove();
+    }
+  });
+});
+
 describe('TLS handshake timeout', () => {
   test('a client that opens TCP and never completes the TLS handshake is cut', async () => {
     const cert = createTestCertificate();
