@@ -12,6 +12,7 @@ const COUNTERS = {
   acknowledged: 'webpushd_messages_acknowledged_total',
   expired: 'webpushd_messages_expired_total',
   rejected: 'webpushd_messages_rejected_total',
+  limited: 'webpushd_limited_total',
 } as const;
 type CounterName = keyof typeof COUNTERS;
 export type Totals = Record<CounterName, number>;

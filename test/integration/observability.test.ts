@@ -365,6 +365,9 @@ describe('protection limits are counted by limit', () => {
       });
       assert.equal((await post(String(reg.pushEndpoint), null)).status, 429);
       await expectDeltas(s, before, { [LIMITED('subscription_rate')]: 2, [LIMITED('address_rate')]: 1, [code(429)]: 3 });
+      // the dashboard's totals too
+      const stats = (await (await fetch(`${s.adminUrl}/api/stats`)).json()) as { messages: { limited: number } };
+      assert.equal(stats.messages.limited, 4);
     } finally {
       await ua.close();
     }
