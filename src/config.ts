@@ -38,6 +38,8 @@ export interface Config {
   maxConnectionsPerAddress: number;
   /** 'exempt': the per-address limits do not apply to 127.0.0.0/8 and ::1. */
   loopbackLimits: 'exempt' | 'limited';
+  /** Reverse proxies (IPs, CIDR ranges) whose X-Forwarded-For names the client for the per-address limits. */
+  trustedProxies: string[];
   /** HTTP/1.1 request head (max-header-size) and HTTP/2 header list limit. */
   maxHeaderBytes: number;
   /** HTTP/1.1: time to receive a complete request head (slow-header clients are cut); also the time a new connection has to send its first byte. */
@@ -87,6 +89,7 @@ export const DEFAULTS: Config = {
   rateLimitAddressBurst: 1000,
   maxConnectionsPerAddress: 100,
   loopbackLimits: 'exempt',
+  trustedProxies: [],
   maxHeaderBytes: 16 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,

@@ -11,7 +11,8 @@ import { UserAgentServer } from './connect/ws-server.ts';
 import { Pipeline } from './core/pipeline.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
-import { listen, type ListenerLimits } from './http/listener.ts';
+import { listen, remoteAddressOf, type AnyRequest, type ListenerLimits } from './http/listener.ts';
+import { ClientAddresses } from './limits/client-address.ts';
 import { ConnectionLimiter } from './limits/connection-limiter.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import { startAdminServer, type AdminServer } from './observability/admin-server.ts';
@@ -137,6 +138,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     maxTtl: config.maxTtl,
     log,
   });
+  const clients = new ClientAddresses(config.trustedProxies);
+  const clientAddress = (req: AnyRequest) => clients.of(remoteAddressOf(req.socket), req.headers['x-forwarded-for']);
   const wheel = new DeadlineWheel<Session>();
   const userAgents = new UserAgentServer({
     store,
@@ -154,7 +157,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
-  }, connectionLimiter);
+  }, connectionLimiter, clientAddress);
   const rfc8030 = new Rfc8030Resources({
     store,
     pipeline,
@@ -172,6 +175,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
     limits: rateLimiter,
+    clientAddress,
     ...(config.demo === 'on' ? { demo: createDemo({ publicUrl: url, dataDir: config.dataDir, log }) } : {}),
   });
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);

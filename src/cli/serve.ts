@@ -17,7 +17,14 @@ export function serveCommand(): Command {
   const attribute = new Map<keyof Config, string>();
   for (const spec of OPTIONS) {
     const fallback = DEFAULTS[spec.key];
-    const shown = fallback instanceof Map ? (fallback.size ? [...fallback].map(([k, v]) => `${k}=${v}`).join(',') : undefined) : fallback;
+    const shown =
+      fallback instanceof Map
+        ? fallback.size
+          ? [...fallback].map(([k, v]) => `${k}=${v}`).join(',')
+          : undefined
+        : Array.isArray(fallback)
+          ? fallback.join(',') || undefined
+          : fallback;
     const option = new Option(
       `--${spec.flag} <${spec.arg}>`,
       `${spec.help} (env ${ENV_PREFIX}${spec.env}${shown === undefined ? '' : `; default ${String(shown)}`})`,

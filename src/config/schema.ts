@@ -2,13 +2,15 @@
 // environment variable, validation and help. docs/CONFIGURATION.md documents the same table.
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { isAddressOrRange } from '../limits/client-address.ts';
 
 export type OptionKind =
   | { type: 'string' }
   | { type: 'int'; min: number; max: number }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'url' }
-  | { type: 'broadcasts' };
+  | { type: 'broadcasts' }
+  | { type: 'addresses' };
 
 export interface OptionSpec {
   /** The Config field, and the key in the config file. */
@@ -58,6 +60,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'rateLimitAddressBurst', flag: 'rate-limit-address-burst', env: 'RATE_LIMIT_ADDRESS_BURST', arg: 'n', help: 'requests from one address allowed at once after idling', kind: int(1) },
   { key: 'maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'MAX_CONNECTIONS_PER_ADDRESS', arg: 'n', help: 'open WebSocket connections and HTTP/2 sessions per client address (0 = no limit)', kind: int(0) },
   { key: 'loopbackLimits', flag: 'loopback-limits', env: 'LOOPBACK_LIMITS', arg: 'mode', help: 'exempt: per-address limits skip 127.0.0.0/8 and ::1; limited: they apply', kind: { type: 'enum', values: ['exempt', 'limited'] } },
+  { key: 'trustedProxies', flag: 'trusted-proxies', env: 'TRUSTED_PROXIES', arg: 'addresses', help: 'reverse proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For names the client for the per-address limits', kind: { type: 'addresses' } },
   { key: 'maxHeaderBytes', flag: 'max-header-size', env: 'MAX_HEADER_SIZE', arg: 'bytes', help: 'largest request head (HTTP/1.1: 431 beyond it) or HTTP/2 header list', kind: int(1024, 1024 * 1024) },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'HEADERS_TIMEOUT_MS', arg: 'ms', help: 'time to receive a request head (slow clients are cut)', kind: int(100, 3_600_000) },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'REQUEST_TIMEOUT_MS', arg: 'ms', help: 'time to receive a whole HTTP/1.1 request', kind: int(100, 3_600_000) },
@@ -83,6 +86,8 @@ export function expectation(kind: OptionKind): string {
       return 'expected an http or https URL';
     case 'broadcasts':
       return 'expected ID=VERSION pairs (in the file: an object of ID to VERSION strings)';
+    case 'addresses':
+      return 'expected IP addresses or CIDR ranges (10.0.0.0/8, ::1), comma-separated (in the file: an array of strings)';
   }
 }
 
@@ -107,6 +112,9 @@ export function valueSchema(spec: OptionSpec): z.ZodType {
       break;
     case 'broadcasts':
       s = z.record(broadcastId, z.string());
+      break;
+    case 'addresses':
+      s = z.array(z.string().refine(isAddressOrRange));
       break;
   }
   return spec.optional ? s.optional() : s;
@@ -136,6 +144,11 @@ export function fromString(spec: OptionSpec, raw: string | string[]): unknown {
       }
       return out;
     }
+    case 'addresses':
+      return values
+        .flatMap((v) => v.split(','))
+        .map((a) => a.trim())
+        .filter(Boolean);
     default:
       return last;
   }

@@ -13,11 +13,16 @@ export class UserAgentServer {
   readonly #wss: WebSocketServer;
   readonly #ctx: SessionContext;
   readonly #limiter: ConnectionLimiter | undefined;
+  readonly #clientAddress: (req: IncomingMessage) => string | undefined;
 
-  /** `limiter`: connections per client address; one too many is answered 429 before the upgrade. */
-  constructor(ctx: SessionContext, limiter?: ConnectionLimiter) {
+  /**
+   * `limiter`: connections per client address; one too many is answered 429 before the upgrade.
+   * `clientAddress`: the address it counts (default: the peer's).
+   */
+  constructor(ctx: SessionContext, limiter?: ConnectionLimiter, clientAddress = (req: IncomingMessage) => req.socket.remoteAddress) {
     this.#ctx = ctx;
     this.#limiter = limiter;
+    this.#clientAddress = clientAddress;
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME,
@@ -30,7 +35,7 @@ export class UserAgentServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const limiter = this.#limiter;
     if (limiter) {
-      const address = req.socket.remoteAddress;
+      const address = this.#clientAddress(req);
       if (!limiter.acquire(address)) {
         this.#ctx.log.warn({ address, max: limiter.max }, 'WebSocket refused: too many connections from this address');
         socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

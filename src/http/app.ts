@@ -32,9 +32,19 @@ export interface PublicRoutes {
   limits?: RateLimiter;
   /** The /demo pages and demo application server; absent with `--demo off`. */
   demo?: DemoHandler;
+  /** The client address the per-address limit keys (default: the peer's). */
+  clientAddress?: (req: AnyRequest) => string | undefined;
 }
 
-export function createRequestListener({ endpoint, rfc8030, log, metrics, limits, demo }: PublicRoutes) {
+export function createRequestListener({
+  endpoint,
+  rfc8030,
+  log,
+  metrics,
+  limits,
+  demo,
+  clientAddress = (req) => remoteAddressOf(req.socket),
+}: PublicRoutes) {
   // one shared listener: counting a response allocates nothing per request
   function counted(this: CountedResponse): void {
     metrics!.response(this.statusCode);
@@ -46,14 +56,14 @@ export function createRequestListener({ endpoint, rfc8030, log, metrics, limits,
     let m: RegExpExecArray | null;
     if ((m = PUSH.exec(path))) {
       if (method !== 'POST') throw methodNotAllowed('POST');
-      limits?.checkAddress(remoteAddressOf(req.socket));
+      limits?.checkAddress(clientAddress(req));
       return endpoint.push(req, res, m[1]!, m[2]!);
     }
     if ((m = MESSAGE.exec(path))) {
       if (method !== 'DELETE') throw methodNotAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
-    if (limits && path === '/subscribe' && method === 'POST') limits.checkAddress(remoteAddressOf(req.socket));
+    if (limits && path === '/subscribe' && method === 'POST') limits.checkAddress(clientAddress(req));
     const handled = rfc8030.route(req, res, path, method);
     if (handled) return handled;
     if (path === '/health' && (method === 'GET' || method === 'HEAD')) {
@@ -63,7 +73,7 @@ export function createRequestListener({ endpoint, rfc8030, log, metrics, limits,
     }
     if (demo && isDemoPath(path)) {
       // each /demo/send is a send: the same per-address budget as a POST to a push URL
-      if (path === '/demo/send' && method === 'POST') limits?.checkAddress(remoteAddressOf(req.socket));
+      if (path === '/demo/send' && method === 'POST') limits?.checkAddress(clientAddress(req));
       return demo(req, res, path);
     }
     if (/^\/(wpush|m|s|set|r)\//.test(path)) throw new PushError(404, Errno.invalidToken, 'Invalid token');

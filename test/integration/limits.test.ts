@@ -117,6 +117,53 @@ describe('connections per client address', () => {
   });
 });
 
+describe('behind a trusted reverse proxy (X-Forwarded-For)', () => {
+  let server: TestServer;
+  before(async () => {
+    // loopback stays exempt (the default): only the forwarded client addresses are limited
+    server = await startTestServer({ trustedProxies: ['127.0.0.1', '::1'], rateLimitAddress: 1, rateLimitAddressBurst: 1, maxConnectionsPerAddress: 1 });
+  });
+  after(() => server.close());
+
+  const subscribeAs = async (client: string) => (await fetch(`${server.url}/subscribe`, { method: 'POST', headers: { 'x-forwarded-for': client } })).status;
+  const connectAs = (client: string) =>
+    new Promise<{ status: number; ws?: WebSocket }>((resolve) => {
+      const ws = new WebSocket(server.wsUrl, ['push-notification'], { headers: { 'x-forwarded-for': client } });
+      ws.once('unexpected-response', (_req, res) => resolve({ status: res.statusCode! }));
+      ws.once('open', () => resolve({ status: 101, ws }));
+      ws.once('error', () => {});
+    });
+
+  test('the per-address rate limit keys the forwarded client, not the proxy', async () => {
+    assert.equal(await subscribeAs('203.0.113.7'), 201);
+    assert.equal(await subscribeAs('203.0.113.7'), 429, 'the same client, over its rate');
+    assert.equal(await subscribeAs('198.51.100.1, 203.0.113.8'), 201, 'another client (the rightmost untrusted hop)');
+    assert.equal(await subscribeAs('203.0.113.8, 127.0.0.1'), 429, 'past a trusted hop: the same client as before');
+    assert.equal((await subscribe(server)).status, 201, 'no header: the proxy itself, loopback, exempt');
+  });
+
+  test('connections per address count the forwarded client', async () => {
+    const first = await connectAs('203.0.113.20');
+    assert.equal(first.status, 101);
+    assert.equal((await connectAs('203.0.113.20')).status, 429);
+    const other = await connectAs('203.0.113.21');
+    assert.equal(other.status, 101);
+    first.ws!.close();
+    other.ws!.close();
+  });
+});
+
+test('without trusted proxies X-Forwarded-For is ignored: a client cannot pick its address', async () => {
+  const server = await startTestServer({ rateLimitAddress: 1, rateLimitAddressBurst: 1, loopbackLimits: 'limited' });
+  try {
+    const as = async (client: string) => (await fetch(`${server.url}/subscribe`, { method: 'POST', headers: { 'x-forwarded-for': client } })).status;
+    assert.equal(await as('203.0.113.30'), 201);
+    assert.equal(await as('203.0.113.31'), 429, 'both are 127.0.0.1');
+  } finally {
+    await server.close();
+  }
+});
+
 /** Resolves when the socket is closed by the server, with the milliseconds it took. */
 function closedAfter(socket: Socket, start: number): Promise<{ ms: number; data: string }> {
   let data = '';

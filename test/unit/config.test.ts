@@ -87,6 +87,16 @@ test('broadcasts: repeated flags, a comma-separated variable, an object in the f
   assert.match(error({ flags: { broadcasts: ['novalue'] } }), /^--broadcast: expected ID=VERSION.*\(from the command line\)$/);
 });
 
+test('trusted proxies: a comma-separated flag or variable, an array in the file; each entry an address or CIDR range', () => {
+  assert.deepEqual(loadConfig({}).config.trustedProxies, []);
+  assert.deepEqual(loadConfig({ flags: { trustedProxies: '127.0.0.1, 10.0.0.0/8' } }).config.trustedProxies, ['127.0.0.1', '10.0.0.0/8']);
+  assert.deepEqual(loadConfig({ env: { WEBPUSHD_TRUSTED_PROXIES: '::1,fd00::/8' } }).config.trustedProxies, ['::1', 'fd00::/8']);
+  assert.deepEqual(loadConfig(file({ trustedProxies: ['192.168.1.10'] })).config.trustedProxies, ['192.168.1.10']);
+  assert.match(error({ flags: { trustedProxies: 'proxy.local' } }), /^--trusted-proxies: expected IP addresses or CIDR ranges .*\(from the command line\)$/);
+  assert.match(error(file({ trustedProxies: ['10.0.0.0/33'] })), /^trustedProxies: expected IP addresses or CIDR ranges .*\(from webpushd.json\)$/);
+  assert.match(error(file({ trustedProxies: '10.0.0.1' })), /^trustedProxies: expected/);
+});
+
 test('bad values name the key as its source spells it, why, and where they came from', () => {
   assert.equal(error(file({ port: 70000 })), 'port: expected an integer from 0 to 65535 (from webpushd.json)');
   assert.equal(error(file({ port: '80' })), 'port: expected an integer from 0 to 65535 (from webpushd.json)');

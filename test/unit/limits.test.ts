@@ -1,10 +1,12 @@
-// Token buckets and the connection limiter, with an injected clock.
+// Token buckets and the connection limiter, with an injected clock; the client address behind
+// trusted proxies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenBuckets } from '../../src/limits/token-bucket.ts';
 import { ConnectionLimiter } from '../../src/limits/connection-limiter.ts';
 import { RateLimiter } from '../../src/limits/rate-limiter.ts';
 import { isLoopback } from '../../src/limits/addresses.ts';
+import { ClientAddresses, isAddressOrRange } from '../../src/limits/client-address.ts';
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -98,4 +100,25 @@ test('the connection limiter counts per address and releases', () => {
   for (let i = 0; i < 10; i++) assert.ok(l.acquire('127.0.0.1'), 'loopback exempt');
   assert.ok(new ConnectionLimiter(0, false).acquire('10.0.0.1'));
   assert.ok(isLoopback('::ffff:127.0.0.1') && isLoopback('::1') && !isLoopback('10.0.0.1'));
+});
+
+test('trusted-proxy entries: addresses and CIDR ranges of either family', () => {
+  for (const ok of ['127.0.0.1', '10.0.0.0/8', '0.0.0.0/0', '::1', 'fd00::/8', '::ffff:10.0.0.1']) assert.ok(isAddressOrRange(ok), ok);
+  for (const bad of ['', 'proxy.local', '10.0.0.0/33', '::/129', '10.0.0.1/', '10.0.0.1/8/8', '10.0.0.0/x', '300.1.1.1']) assert.ok(!isAddressOrRange(bad), bad);
+});
+
+test('the client address: the peer, or behind a trusted proxy the first untrusted X-Forwarded-For hop from the right', () => {
+  const none = new ClientAddresses([]);
+  assert.equal(none.of('127.0.0.1', '203.0.113.7'), '127.0.0.1', 'no trusted proxy: the header is ignored');
+  const c = new ClientAddresses(['127.0.0.0/8', '::1', '10.1.2.3']);
+  assert.equal(c.of('127.0.0.1', '203.0.113.7'), '203.0.113.7');
+  assert.equal(c.of('::ffff:127.0.0.1', '203.0.113.7'), '203.0.113.7', 'an IPv4-mapped peer');
+  assert.equal(c.of('::1', ['198.51.100.1', '203.0.113.7']), '203.0.113.7', 'repeated headers read as one list');
+  assert.equal(c.of('127.0.0.1', '198.51.100.9, 203.0.113.7, 10.1.2.3'), '203.0.113.7', 'past the trusted hops, and no further');
+  assert.equal(c.of('127.0.0.1', '10.1.2.3, 127.0.0.2'), '10.1.2.3', 'all trusted: the leftmost');
+  assert.equal(c.of('127.0.0.1', 'unknown, 203.0.113.7'), '203.0.113.7');
+  assert.equal(c.of('127.0.0.1', '203.0.113.7:4711'), '127.0.0.1', 'not an address: the peer');
+  assert.equal(c.of('127.0.0.1', undefined), '127.0.0.1');
+  assert.equal(c.of('198.51.100.2', '203.0.113.7'), '198.51.100.2', 'an untrusted peer cannot name another client');
+  assert.equal(c.of(undefined, '203.0.113.7'), undefined);
 });
