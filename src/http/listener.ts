@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { ConnectionLimiter } from '../limits/connection-limiter.ts';
 import { Http1Connections } from './http1-connections.ts';
-import { Http2Sockets } from './http2-sockets.ts';
+import { SocketDeadlines } from './socket-deadlines.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -100,11 +100,13 @@ export async function listen(
   h1.on('upgrade', (_req, socket: Duplex) => connections.upgraded(socket));
   let front: Server;
   let h2: Http2Server | Http2SecureServer;
-  let silent: SilentConnections | undefined;
+  let silent: SocketDeadlines | undefined;
   let secureServer: Http2SecureServer | undefined;
-  // a peer told GOAWAY gets as long to hang up as an idle keep-alive connection has
-  const h2Sockets = new Http2Sockets(limits.keepAliveTimeoutMs);
-  const trackH2Socket = (socket: Duplex) => h2Sockets.add(socket);
+  // The sockets under HTTP/2 sessions. A session closed gracefully (GOAWAY: idle, silent, or at
+  // shutdown) ends its socket's writable side, then waits for the peer to hang up, even once
+  // destroyed: a peer that never does gets as long as an idle keep-alive connection, then is cut.
+  const h2Sockets = new SocketDeadlines(limits.keepAliveTimeoutMs, (socket) => socket.writableEnded);
+  const trackH2Socket = (socket: Duplex) => h2Sockets.watch(socket, false);
   if (options.tls) {
     const secure = createSecureServer(
       { ...options.tls, ...h2Options, ...h1Options, allowHTTP1: true, handshakeTimeout: limits.tlsHandshakeTimeoutMs },
@@ -121,7 +123,9 @@ export async function listen(
     secureServer = secure;
   } else {
     h2 = createH2cServer(h2Options, handlers.request);
-    const watcher = new SilentConnections(limits.headersTimeoutMs);
+    // a connection that has not sent a byte yet is cut after the headers timeout, like one
+    // that sends its head too slowly
+    const watcher = new SocketDeadlines(limits.headersTimeoutMs);
     silent = watcher;
     front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, watcher, trackH2Socket));
     front.once('close', () => watcher.stop());
@@ -201,7 +205,7 @@ function routeCleartext(
   socket: Socket,
   h1: ReturnType<typeof createHttpServer>,
   h2: Http2Server,
-  silent: SilentConnections,
+  silent: SocketDeadlines,
   onHttp2: (socket: Socket) => void,
 ): void {
   // A plain net server leaves Nagle on (the http module turns it off for its own sockets): small
@@ -224,52 +228,6 @@ function routeCleartext(
     h2.emit('connection', replay(socket, first));
   });
   socket.on('error', () => socket.destroy());
-}
-
-/**
- * Connections that have not sent a byte yet are cut after the headers timeout, like one that
- * sends its head too slowly. One sweep for all instead of a timer per socket: a socket's own
- * timeout leaves state behind on every idle WebSocket connection (~0.2 kB each).
- */
-class SilentConnections {
-  readonly #deadlines = new Map<Socket, number>();
-  readonly #timeoutMs: number;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(timeoutMs: number) {
-    this.#timeoutMs = timeoutMs;
-    this.#timer = setInterval(() => this.#sweep(), Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4))));
-    this.#timer.unref();
-  }
-
-  /** No close listener: a socket closed meanwhile is dropped by the next sweep. */
-  watch(socket: Socket): void {
-    this.#deadlines.set(socket, Date.now() + this.#timeoutMs);
-  }
-
-  forget(socket: Socket): void {
-    this.#deadlines.delete(socket);
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-
-  destroyAll(): void {
-    for (const socket of this.#deadlines.keys()) socket.destroy();
-    this.#deadlines.clear();
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    for (const [socket, deadline] of this.#deadlines) {
-      if (socket.destroyed) this.#deadlines.delete(socket);
-      else if (deadline <= now) {
-        this.#deadlines.delete(socket);
-        socket.destroy();
-      }
-    }
-  }
 }
 
 function replay(socket: Socket, first: Buffer): Duplex {

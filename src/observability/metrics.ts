@@ -46,37 +46,23 @@ export class Metrics {
       help: 'Accepted messages written to the store (TTL > 0)',
       registers,
     });
-    const rejected = new Counter({
-      name: 'webpushd_messages_rejected_total',
-      help: 'Sends refused by the pipeline, by reason',
-      labelNames: ['reason'],
-      registers,
+    this.#rejected = labelledCounter(registers, 'webpushd_messages_rejected_total', 'Sends refused by the pipeline, by reason', 'reason', {
+      'no-subscription': 'no_subscription',
+      'too-many-stored': 'too_many_stored',
+      'no-receipt-subscription': 'no_receipt_subscription',
     });
-    this.#rejected = {
-      'no-subscription': rejected.labels('no_subscription'),
-      'too-many-stored': rejected.labels('too_many_stored'),
-      'no-receipt-subscription': rejected.labels('no_receipt_subscription'),
-    };
-    const delivered = new Counter({
-      name: 'webpushd_messages_delivered_total',
-      help: 'Messages sent to a user agent (redeliveries after a reconnect count again), by transport',
-      labelNames: ['transport'],
+    this.#delivered = labelledCounter(
       registers,
+      'webpushd_messages_delivered_total',
+      'Messages sent to a user agent (redeliveries after a reconnect count again), by transport',
+      'transport',
+      { websocket: 'websocket', http2: 'http2' },
+    );
+    this.#limited = labelledCounter(registers, 'webpushd_limited_total', 'Requests and connections refused by a protection limit, by limit', 'limit', {
+      'subscription-rate': 'subscription_rate',
+      'address-rate': 'address_rate',
+      'address-connections': 'address_connections',
     });
-    this.#delivered = { websocket: delivered.labels('websocket'), http2: delivered.labels('http2') };
-    const limited = new Counter({
-      name: 'webpushd_limited_total',
-      help: 'Requests and connections refused by a protection limit, by limit',
-      labelNames: ['limit'],
-      registers,
-    });
-    this.#limited = {
-      'subscription-rate': limited.labels('subscription_rate'),
-      'address-rate': limited.labels('address_rate'),
-      'address-connections': limited.labels('address_connections'),
-    };
-    // known label values start at 0 (rate() needs a first sample)
-    for (const child of [...Object.values(this.#rejected), ...Object.values(this.#delivered), ...Object.values(this.#limited)]) child.inc(0);
     this.#acknowledged = new Counter({
       name: 'webpushd_messages_acknowledged_total',
       help: 'Stored messages removed by an acknowledgement (WebSocket ack, or DELETE on the message URL)',
@@ -199,6 +185,26 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * A counter with one label whose values are known: its children bound once (the hot path
+ * increments them without a label lookup), each starting at 0 (rate() needs a first sample).
+ */
+function labelledCounter<K extends string>(
+  registers: Registry[],
+  name: string,
+  help: string,
+  label: string,
+  values: Record<K, string>,
+): Record<K, Child> {
+  const counter = new Counter({ name, help, labelNames: [label], registers });
+  const children = {} as Record<K, Child>;
+  for (const [key, value] of Object.entries(values) as [K, string][]) {
+    children[key] = counter.labels(value);
+    children[key].inc(0);
+  }
+  return children;
 }
 
 export type LimitKind = 'subscription-rate' | 'address-rate' | 'address-connections';
