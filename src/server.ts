@@ -230,7 +230,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       await store.close();
       throw err;
     }
-    log.info({ admin: admin.url, listen: `${config.adminHost}:${admin.port}` }, 'admin listening (/metrics, /health, /ready)');
+    log.info({ admin: admin.url, listen: `${config.adminHost}:${admin.port}` }, 'admin listening (/metrics, /health, /ready, /dashboard)');
   }
 
   log.info({ url, listen: `${config.host}:${port}`, dataDir: config.dataDir }, 'listening');

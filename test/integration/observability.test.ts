@@ -465,7 +465,7 @@ describe('logs', () => {
       assert.ok(!text.includes('/wpush/'), 'no push URL in the logs');
       assert.ok(!text.includes('TOP-SECRET'), 'no payload in the logs');
       const events = lines.map((l) => JSON.parse(l) as { msg: string; code?: number; status?: number; route?: string });
-      assert.ok(events.some((e) => e.msg === 'admin listening (/metrics, /health, /ready)'));
+      assert.ok(events.some((e) => e.msg === 'admin listening (/metrics, /health, /ready, /dashboard)'));
       assert.ok(events.some((e) => e.msg === 'request refused' && e.status === 404 && e.route === 'wpush'));
       assert.ok(events.some((e) => e.msg === 'user agent connection closed' && e.code === 1002));
     } finally {
