@@ -10,6 +10,7 @@ import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { isDemoPath, type DemoHandler } from '../web/demo.ts';
 import { abortResponse, remoteAddressOf, type AnyRequest, type AnyResponse } from './listener.ts';
+import { RequestAborted } from './body.ts';
 import { sendError } from './respond.ts';
 
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
@@ -83,6 +84,11 @@ export function createRequestListener({
   return (req: AnyRequest, res: AnyResponse): void => {
     if (metrics) (res as unknown as CountedResponse).once('finish', counted);
     route(req, res).catch((err: unknown) => {
+      if (err instanceof RequestAborted) {
+        // the client left mid-body (or was cut at shutdown): not a server error, no one to answer
+        log.debug({ method: req.method, route: routeOf(req.url) }, 'request aborted by the client');
+        return abortResponse(res);
+      }
       if (!(err instanceof PushError)) {
         log.error({ err, method: req.method, route: routeOf(req.url) }, 'request failed');
         err = new PushError(500, Errno.internal, 'Internal server error');

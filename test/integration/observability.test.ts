@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect as connectTcp } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
 import { DEFAULTS, type Config } from '../../src/config.ts';
@@ -468,6 +469,46 @@ describe('logs', () => {
       assert.ok(events.some((e) => e.msg === 'admin listening (/metrics, /health, /ready, /dashboard)'));
       assert.ok(events.some((e) => e.msg === 'request refused' && e.status === 404 && e.route === 'wpush'));
       assert.ok(events.some((e) => e.msg === 'user agent connection closed' && e.code === 1002));
+    } finally {
+      await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a client that leaves in the middle of its body: a debug line, no error, no 500, nothing stored', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-test-'));
+    const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', dataDir, adminPort: 0 };
+    const s = (await startServer(config, pino({ level: 'debug' }, sink))) as TestServer;
+    try {
+      const ua = await TestUserAgent.connect(`${s.url.replace(/^http/, 'ws')}/`);
+      await ua.hello();
+      const path = new URL(String((await ua.register(randomUUID())).pushEndpoint)).pathname;
+      await ua.close();
+      const before = await scrape(s);
+      // HTTP/1.1: 10 of 100 bytes, then the connection is gone
+      const socket = connectTcp(s.port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nTTL: 60\r\nContent-Encoding: aes128gcm\r\nContent-Length: 100\r\n\r\n0123456789`);
+      // HTTP/2: a session gone before its stream's END_STREAM
+      const h2 = await H2Client.connect(s.url);
+      const stream = h2.session.request({ ':method': 'POST', ':path': path, ttl: '60', 'content-encoding': 'aes128gcm' });
+      stream.on('error', () => {});
+      stream.write(Buffer.alloc(10));
+      await delay(100);
+      socket.destroy();
+      h2.session.destroy();
+      await delay(200);
+      const events = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      assert.equal(events.filter((e) => e.msg === 'request aborted by the client').length, 2);
+      assert.deepEqual(events.filter((e) => e.level >= 50), [], 'nothing logged as an error');
+      await expectDeltas(s, before, { [code(500)]: 0, [ACCEPTED]: 0, [STORED_NOW]: 0 });
     } finally {
       await s.close();
       rmSync(dataDir, { recursive: true, force: true });
