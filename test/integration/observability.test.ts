@@ -418,6 +418,21 @@ describe('readiness', () => {
   });
 });
 
+/** A server logging at debug level into `lines` (one JSON line each). */
+async function startLoggedServer(): Promise<{ s: TestServer; lines: string[]; dataDir: string }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-test-'));
+  const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', dataDir, adminPort: 0 };
+  const server = await startServer(config, pino({ level: 'debug' }, sink));
+  return { s: Object.assign(server, { dataDir, wsUrl: `${server.url.replace(/^http/, 'ws')}/` }), lines, dataDir };
+}
+
 describe('logs', () => {
   test('capability URLs, tokens and payloads are censored', () => {
     const lines: string[] = [];
@@ -437,19 +452,9 @@ describe('logs', () => {
   });
 
   test('a server at debug level logs no push URL, token or payload', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    });
-    const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-test-'));
-    const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', dataDir, adminPort: 0 };
-    const s = await startServer(config, pino({ level: 'debug' }, sink));
-    const wsUrl = `${s.url.replace(/^http/, 'ws')}/`;
+    const { s, lines, dataDir } = await startLoggedServer();
     try {
-      const ua = await TestUserAgent.connect(wsUrl);
+      const ua = await TestUserAgent.connect(s.wsUrl);
       await ua.hello();
       const channelID = randomUUID();
       const endpoint = String((await ua.register(channelID)).pushEndpoint);
@@ -476,18 +481,9 @@ describe('logs', () => {
   });
 
   test('a client that leaves in the middle of its body: a debug line, no error, no 500, nothing stored', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    });
-    const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-test-'));
-    const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', dataDir, adminPort: 0 };
-    const s = (await startServer(config, pino({ level: 'debug' }, sink))) as TestServer;
+    const { s, lines, dataDir } = await startLoggedServer();
     try {
-      const ua = await TestUserAgent.connect(`${s.url.replace(/^http/, 'ws')}/`);
+      const ua = await TestUserAgent.connect(s.wsUrl);
       await ua.hello();
       const path = new URL(String((await ua.register(randomUUID())).pushEndpoint)).pathname;
       await ua.close();
