@@ -128,7 +128,6 @@ export async function listen(
     const watcher = new SocketDeadlines(limits.headersTimeoutMs);
     silent = watcher;
     front = createNetServer((socket) => routeCleartext(socket, h1, h2 as Http2Server, watcher, trackH2Socket));
-    front.once('close', () => watcher.stop());
     // h1 never listens itself: start its headers/request timeout checks as listening would
     h1.emit('listening');
   }
@@ -137,7 +136,10 @@ export async function listen(
     front.listen(options.port, options.host, () => resolve());
   });
   const sessions = trackSessions(h2, limits);
-  front.once('close', () => h2Sockets.stop());
+  front.once('close', () => {
+    h2Sockets.stop();
+    silent?.stop();
+  });
   return {
     port: (front.address() as AddressInfo).port,
     close: () =>
