@@ -16,15 +16,7 @@ export function serveCommand(): Command {
   cmd.addOption(new Option('--print-config', 'print the effective configuration as JSON and exit'));
   const attribute = new Map<keyof Config, string>();
   for (const spec of OPTIONS) {
-    const fallback = DEFAULTS[spec.key];
-    const shown =
-      fallback instanceof Map
-        ? fallback.size
-          ? [...fallback].map(([k, v]) => `${k}=${v}`).join(',')
-          : undefined
-        : Array.isArray(fallback)
-          ? fallback.join(',') || undefined
-          : fallback;
+    const shown = shownDefault(DEFAULTS[spec.key]);
     const option = new Option(
       `--${spec.flag} <${spec.arg}>`,
       `${spec.help} (env ${ENV_PREFIX}${spec.env}${shown === undefined ? '' : `; default ${String(shown)}`})`,
@@ -81,4 +73,11 @@ export function serveCommand(): Command {
     // dropping a connection
     process.on('SIGHUP', () => void server.reload());
   });
+}
+
+/** A default as --help shows it (as the flag would spell it); undefined for none. */
+function shownDefault(value: Config[keyof Config]): string | undefined {
+  if (value instanceof Map) return [...value].map(([k, v]) => `${k}=${v}`).join(',') || undefined;
+  if (Array.isArray(value)) return value.join(',') || undefined;
+  return value === undefined ? undefined : String(value);
 }
