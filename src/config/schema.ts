@@ -137,7 +137,7 @@ export function fromString(spec: OptionSpec, raw: string | string[]): unknown {
       return /^\d+$/.test(last.trim()) ? Number(last.trim()) : last;
     case 'broadcasts': {
       const out: Record<string, string> = {};
-      for (const pair of values.flatMap((v) => v.split(',')).map((p) => p.trim()).filter(Boolean)) {
+      for (const pair of commaSeparated(values)) {
         const eq = pair.indexOf('=');
         if (eq <= 0) return undefined;
         out[pair.slice(0, eq)] = pair.slice(eq + 1);
@@ -145,11 +145,16 @@ export function fromString(spec: OptionSpec, raw: string | string[]): unknown {
       return out;
     }
     case 'addresses':
-      return values
-        .flatMap((v) => v.split(','))
-        .map((a) => a.trim())
-        .filter(Boolean);
+      return commaSeparated(values);
     default:
       return last;
   }
+}
+
+/** The items of repeated flags or a variable, each possibly a comma-separated list. */
+function commaSeparated(values: readonly string[]): string[] {
+  return values
+    .flatMap((v) => v.split(','))
+    .map((item) => item.trim())
+    .filter(Boolean);
 }

@@ -22,17 +22,14 @@ function parseSecrets(path: string, text: string): string[] {
 }
 
 export function loadOrCreateSecrets(dataDir: string): Buffer[] {
-  const path = join(dataDir, SECRET_FILE);
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readSecrets(dataDir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    text = `${newSecret()}\n`;
     // 'wx': never overwrite a secret another process created meanwhile
-    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+    writeFileSync(join(dataDir, SECRET_FILE), `${newSecret()}\n`, { mode: 0o600, flag: 'wx' });
+    return readSecrets(dataDir);
   }
-  return parseSecrets(path, text).map((line) => Buffer.from(line, 'base64url'));
 }
 
 function readLines(dataDir: string): string[] {
