@@ -8,9 +8,10 @@ import webPush from 'web-push';
 import { sendNotification } from '../../src/index.ts';
 import { createProfile, FIREFOX_BIN, launchFirefox, type Firefox } from '../helpers/firefox.ts';
 import { startPushTestPage, type PushTestPage, type SubscriptionJSON } from '../helpers/push-test-page.ts';
+import { skipUnlessInstalled } from '../helpers/required-tool.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 
-const skip = existsSync(FIREFOX_BIN) ? false : `${FIREFOX_BIN} is missing (apt-get install firefox-esr)`;
+const skip = skipUnlessInstalled(existsSync(FIREFOX_BIN), `${FIREFOX_BIN} is missing (apt-get install firefox-esr)`);
 const DIAGNOSTIC_TAIL = 20_000;
 
 describe('headless Firefox using webpushd as its push service', { skip, timeout: 200_000 }, () => {

@@ -10,11 +10,11 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { generateVapidKeys } from '../../src/vapid/sign.ts';
 import { H2Client, REL_PUSH, REL_RECEIPT, REL_SET, links } from '../helpers/h2-client.ts';
+import { skipUnlessInstalled } from '../helpers/required-tool.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { aes128gcmBody } from '../helpers/bodies.ts';
 
-const missing = spawnSync('nghttp', ['--version']).error !== undefined;
-const skip = missing && 'nghttp is not installed (apt-get install nghttp2-client)';
+const skip = skipUnlessInstalled(spawnSync('nghttp', ['--version']).error === undefined, 'nghttp is not installed (apt-get install nghttp2-client)');
 
 /** The parts of `nghttp -v` output the tests look at. */
 interface Trace {
@@ -66,12 +66,12 @@ const statusOf = (t: Trace): number => Number(field(t, t.request, ':status')[0])
 let server: ServerProcess;
 let dir: string;
 before(async () => {
-  if (missing) return;
+  if (skip) return;
   server = await startServerProcess();
   dir = mkdtempSync(join(tmpdir(), 'webpushd-nghttp-'));
 });
 after(async () => {
-  if (missing) return;
+  if (skip) return;
   await server.stop();
   rmSync(dir, { recursive: true, force: true });
 });

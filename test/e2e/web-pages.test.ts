@@ -9,9 +9,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createProfile, FIREFOX_BIN, launchFirefox, type Firefox } from '../helpers/firefox.ts';
+import { skipUnlessInstalled } from '../helpers/required-tool.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
-const skip = existsSync(FIREFOX_BIN) ? false : `${FIREFOX_BIN} is missing (apt-get install firefox-esr)`;
+const skip = skipUnlessInstalled(existsSync(FIREFOX_BIN), `${FIREFOX_BIN} is missing (apt-get install firefox-esr)`);
 
 type Report = Record<string, unknown>;
 
