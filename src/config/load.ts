@@ -1,5 +1,6 @@
 // Builds the effective Config: flag > environment (WEBPUSHD_<NAME>) > config file > default.
-// Every value is validated; the first problem becomes a ConfigError naming the key and source.
+// Every value given is validated, a losing one too; the first problem becomes a ConfigError naming
+// the key and source.
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { DEFAULTS, type Config } from '../config.ts';
@@ -87,12 +88,16 @@ export function loadConfig(input: LoadInput = {}): Loaded {
     const flag = flags[spec.key];
     const envName = ENV_PREFIX + spec.env;
     const envValue = env[envName];
+    const fromFlag = flag === undefined ? undefined : check(spec, fromString(spec, flag), `--${spec.flag}`, 'the command line');
+    const envGiven = envValue !== undefined && envValue !== '';
+    // checked even when the flag wins: a bad variable waits to bite the day the flag is dropped
+    const fromEnv = envGiven ? check(spec, fromString(spec, envValue), envName, 'the environment') : undefined;
     let value: unknown;
     if (flag !== undefined) {
-      value = check(spec, fromString(spec, flag), `--${spec.flag}`, 'the command line');
+      value = fromFlag;
       sources[spec.key] = 'flag';
-    } else if (envValue !== undefined && envValue !== '') {
-      value = check(spec, fromString(spec, envValue), envName, 'the environment');
+    } else if (envGiven) {
+      value = fromEnv;
       sources[spec.key] = 'env';
     } else if (spec.key in file) {
       value = file[spec.key] ?? undefined;

@@ -9,24 +9,28 @@ import { test } from 'node:test';
 
 const BIN = new URL('../../bin/webpushd', import.meta.url).pathname;
 
-function serve(...args: string[]) {
+function serve(args: string[], env: Record<string, string> = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-cli-'));
-  const r = spawnSync(BIN, ['serve', '--host', '127.0.0.1', '--data-dir', dataDir, ...args], { encoding: 'utf8', timeout: 10_000 });
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEBPUSHD_')));
+  const r = spawnSync(BIN, ['serve', '--host', '127.0.0.1', '--data-dir', dataDir, ...args], { encoding: 'utf8', timeout: 10_000, env: { ...clean, ...env } });
   return { status: r.status, output: r.stdout + r.stderr };
 }
 
-test('bad option values name the option', () => {
-  for (const [args, pattern] of [
+test('bad option values name the option and exit 2 (docs/CONFIGURATION.md)', () => {
+  for (const [args, pattern, env] of [
     [['--port', 'abc'], /--port/],
     [['--port', '70000'], /--port/],
     [['--max-message-size', '100'], /--max-message-size.*4096/],
     [['--sync', 'sometimes'], /--sync/],
     [['--broadcast', 'novalue'], /--broadcast/],
     [['--tls-cert', '/tmp/x.pem'], /--tls-cert and --tls-key/],
+    // a bad variable is an error even when the flag wins
+    [['--port', '8443', '--print-config'], /^config error: WEBPUSHD_PORT: expected an integer from 0 to 65535 \(from the environment\)\n$/, { WEBPUSHD_PORT: 'abc' }],
   ] as const) {
-    const r = serve(...args);
-    assert.notEqual(r.status, 0, args.join(' '));
-    assert.match(r.output, pattern, args.join(' '));
+    const what = `${env ? `${JSON.stringify(env)} ` : ''}${args.join(' ')}`;
+    const r = serve([...args], env);
+    assert.equal(r.status, 2, what);
+    assert.match(r.output, pattern, what);
     assert.doesNotMatch(r.output, /\n\s+at /, 'no stack trace');
   }
 });
@@ -36,7 +40,7 @@ test('a port in use stops the start with one clear line', async () => {
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as { port: number }).port;
   try {
-    const r = serve('--port', String(port));
+    const r = serve(['--port', String(port)]);
     assert.equal(r.status, 1);
     assert.match(r.output, /could not start.*EADDRINUSE|EADDRINUSE.*could not start/);
   } finally {

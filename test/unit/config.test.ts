@@ -109,9 +109,13 @@ test('bad values name the key as its source spells it, why, and where they came 
   assert.match(error({ flags: { tlsCert: 'c.pem' } }), /^tlsKey: .*--tls-cert and --tls-key/);
 });
 
-test('a bad environment value is an error even when the file sets the key; an empty one is unset', () => {
-  // a bad environment value is an error even if the file sets the same key
+test('a bad value is an error even where another source wins; an empty variable is unset', () => {
   assert.match(error({ ...file({ port: 1 }), env: { WEBPUSHD_PORT: 'x' } }), /^WEBPUSHD_PORT: .*\(from the environment\)$/);
+  // the flag wins, the variable is still checked (docs/CONFIGURATION.md, Precedence)
+  assert.equal(error({ env: { WEBPUSHD_PORT: 'abc' }, flags: { port: '8443' } }), 'WEBPUSHD_PORT: expected an integer from 0 to 65535 (from the environment)');
+  assert.equal(error({ env: { WEBPUSHD_SYNC: 'sometimes' }, flags: { sync: 'full' } }), 'WEBPUSHD_SYNC: expected one of full, normal (from the environment)');
+  // a losing file value is checked too
+  assert.equal(error({ ...file({ port: 'abc' }), env: { WEBPUSHD_PORT: '9000' }, flags: { port: '8443' } }), 'port: expected an integer from 0 to 65535 (from webpushd.json)');
   // an empty variable counts as unset
   assert.equal(loadConfig({ env: { WEBPUSHD_PORT: '' } }).config.port, DEFAULTS.port);
 });
