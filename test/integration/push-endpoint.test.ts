@@ -702,9 +702,8 @@ describe('429 Too Many Requests', () => {
     ] as const) {
       const r = await push(url, { body: aes128gcm(), headers });
       assertError(r, 429, 116, label);
-      const retryAfter = String(r.headers['retry-after']);
-      assert.match(retryAfter, /^\d+$/, `${label}: Retry-After ${retryAfter}`);
-      assert.ok(Number(retryAfter) > 0);
+      // docs/ERRORS.md: errno 116 comes with Retry-After: 60
+      assert.equal(r.headers['retry-after'], '60', label);
     }
 
     // replacing the pending message of the same topic adds nothing: accepted at the cap
