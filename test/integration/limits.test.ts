@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
+import { within } from '../helpers/wait.ts';
 
 const REL_PUSH = 'urn:ietf:params:push';
 
@@ -103,17 +104,28 @@ describe('connections per client address', () => {
     await Promise.all([b.close(), c.close()]);
   });
 
-  test('an HTTP/2 session beyond the limit is refused', async () => {
+  test('an HTTP/2 session beyond the limit gets GOAWAY ENHANCE_YOUR_CALM, no response, and is closed at once', async () => {
     const ua = await TestUserAgent.connect(server.wsUrl);
     const ub = await TestUserAgent.connect(server.wsUrl);
     const session = http2.connect(server.url);
     session.on('error', () => {});
+    let goaway: number | undefined;
+    session.on('goaway', (code) => (goaway = code));
     const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
     const req = session.request({ ':method': 'POST', ':path': '/subscribe' });
+    let status: number | undefined;
+    req.on('response', (h) => (status = h[':status']));
     req.on('error', () => {});
     req.end();
-    await closed;
-    await Promise.all([ua.close(), ub.close()]);
+    try {
+      // the refusal closes the session itself: an admitted one would idle for http2IdleTimeoutMs (120 s)
+      await within(closed, 'the refused session closed', 2000);
+      assert.equal(goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.equal(status, undefined, 'the request got no response');
+    } finally {
+      session.destroy();
+      await Promise.all([ua.close(), ub.close()]);
+    }
   });
 });
 
