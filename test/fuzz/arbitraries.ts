@@ -250,6 +250,8 @@ const textFrame = (payload: Buffer): WireFrame & { kind: 'frame' } => ({ kind: '
 
 export const wireFrame: fc.Arbitrary<WireFrame> = fc.oneof(
   { weight: 12, arbitrary: clientFrameText.map((t) => textFrame(Buffer.from(t))) },
+  // valid frames between the broken ones, so that cases get past the first frame
+  { weight: 10, arbitrary: validClientFrame.map((f) => textFrame(Buffer.from(JSON.stringify(f)))) },
   { weight: 1, arbitrary: hugeString.map((s) => textFrame(Buffer.from(JSON.stringify({ messageType: 'register', channelID: s })))) },
   { weight: 1, arbitrary: fc.oneof(bytesOf(0, 40), clientFrameText.map((t) => Buffer.from(t))).map((payload): WireFrame => ({ ...textFrame(payload), opcode: 2 })) },
   // text that is not UTF-8
@@ -308,11 +310,25 @@ export interface WebSocketCase {
   frames: WireFrame[];
 }
 
-export const webSocketCase: fc.Arbitrary<WebSocketCase> = fc.record({
-  hello: fc.boolean(),
-  protocol: fc.constantFrom('push-notification', null, 'other', 'push-notification, chat'),
-  frames: fc.array(wireFrame, { minLength: 1, maxLength: 5 }),
-});
+/** A frame for failure reports: its header fields and the start of its payload as text. */
+export function describeFrame(f: WireFrame): string {
+  if (f.kind === 'oversize') return `oversize(opcode ${f.opcode}, ${f.declared} bytes announced)`;
+  const text = f.payload.toString();
+  const shown = text.length > 120 ? `${JSON.stringify(text.slice(0, 120))}… (${f.payload.length} bytes)` : JSON.stringify(text);
+  return `frame(fin ${f.fin}, rsv ${f.rsv}, opcode ${f.opcode}, masked ${f.masked}, length ${f.length}, ${shown})`;
+}
+
+export const webSocketCase: fc.Arbitrary<WebSocketCase> = fc
+  .record({
+    hello: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    protocol: fc.constantFrom('push-notification', null, 'other', 'push-notification, chat'),
+    frames: fc.array(wireFrame, { minLength: 1, maxLength: 6 }),
+  })
+  .map((c) =>
+    Object.assign(c, {
+      [fc.toStringMethod]: () => `{hello: ${c.hello}, protocol: ${JSON.stringify(c.protocol)}, frames: [${c.frames.map(describeFrame).join(', ')}]}`,
+    }),
+  );
 
 // ---------------------------------------------------------------------------------------------
 // Push request headers and bodies (docs/ERRORS.md)
@@ -599,11 +615,11 @@ export function pushHeaders(vapid: fc.Arbitrary<VapidCase> | null, extra: fc.Arb
     })
     .map(({ vapid: v, cryptoKey, extra: more, ...rest }) => {
       const h: Headers = {};
-      for (const [name, value] of Object.entries(rest)) if (value !== undefined) h[name] = Array.isArray(value) ? value.map(headerSafe) : headerSafe(value);
+      for (const [name, value] of Object.entries({ ...rest, ...more })) if (value !== undefined) h[name] = Array.isArray(value) ? value.map(headerSafe) : headerSafe(value);
       if (v.authorization !== undefined) h.authorization = v.authorization;
       const keys = [v.cryptoKey, cryptoKey].filter((k): k is string => k !== undefined);
-      if (keys.length > 0) h['crypto-key'] = keys.join(', ');
-      return { ...h, ...more };
+      if (keys.length > 0) h['crypto-key'] = headerSafe(keys.join(', '));
+      return h;
     });
 }
 
@@ -667,5 +683,192 @@ export function linkHeader(targets: fc.Arbitrary<string>): fc.Arbitrary<string |
     { weight: 5, arbitrary: mutated(fc.array(one, { minLength: 1, maxLength: 3 }).map((ls) => ls.join(', ')), 1) },
     { weight: 1, arbitrary: fc.array(one, { minLength: 2, maxLength: 3 }) },
     { weight: 1, arbitrary: headerNoise },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole requests for the live doors
+
+export type PathKind = 'push-v1' | 'push-v2' | 'push-v1-edited' | 'push-v2-edited' | 'version' | 'message' | 'subscribe' | 'resource' | 'random';
+
+export interface PathCase {
+  kind: PathKind;
+  edits: StringEdit[];
+  noise: string;
+}
+
+export const pathCase: fc.Arbitrary<PathCase> = fc.record({
+  kind: fc.oneof(
+    { weight: 10, arbitrary: fc.constantFrom<PathKind>('push-v1', 'push-v2') },
+    { weight: 3, arbitrary: fc.constantFrom<PathKind>('push-v1-edited', 'push-v2-edited') },
+    { weight: 1, arbitrary: fc.constantFrom<PathKind>('version', 'message', 'subscribe', 'resource', 'random') },
+  ),
+  edits: fc.array(stringEdit, { minLength: 1, maxLength: 2 }),
+  noise: fc.oneof(headerNoise, fc.constantFrom('v0', 'v3', 'V1', '', 'v1/x', '..')),
+});
+
+/** Any character outside a request target's visible ASCII is percent-encoded. */
+export function asPath(path: string): string {
+  return path.toWellFormed().replace(/[^\x21-\x7e]|%/gu, (c) => encodeURIComponent(c));
+}
+
+export interface HttpPushCase {
+  path: PathCase;
+  method: string;
+  headers: Headers;
+  body: Buffer;
+  chunked: boolean;
+}
+
+/** A valid body with the headers it needs: empty, aes128gcm, or aesgcm with its salt and dh. */
+const validEncoded: fc.Arbitrary<{ headers: Headers; body: Buffer }> = fc.oneof(
+  fc.constant({ headers: {}, body: Buffer.alloc(0) }),
+  fc.tuple(bytesOf(16, 16), bytesOf(64, 64), fc.integer({ min: 17, max: 3000 })).map(([salt, key, n]) => {
+    const head = Buffer.alloc(21);
+    salt.copy(head);
+    head.writeUInt32BE(4096, 16);
+    head[20] = 65;
+    return { headers: { 'content-encoding': 'aes128gcm' }, body: Buffer.concat([head, Buffer.of(4), key, Buffer.alloc(n, 7)]) };
+  }),
+  fc.tuple(bytesOf(16, 16), dhPoint, fc.integer({ min: 18, max: 3000 }), fc.boolean()).map(([salt, dh, n, vapidKey]) => ({
+    headers: {
+      'content-encoding': 'aesgcm',
+      encryption: `salt=${b64u(salt)}`,
+      'crypto-key': `dh=${dh}${vapidKey ? `;p256ecdsa=${KEY_A.publicKey}` : ''}`,
+    },
+    body: Buffer.alloc(n, 9),
+  })),
+);
+
+const HEADER_NAMES = ['ttl', 'urgency', 'topic', 'content-encoding', 'encryption', 'crypto-key', 'authorization', 'prefer', 'link'] as const;
+
+/**
+ * A request a good application server would send (valid TTL, Urgency, Topic, encoding and
+ * VAPID for KEY_A), then 0 to 2 of its headers replaced by fuzzed values or dropped.
+ */
+export function nearValidPush(pool: readonly SignedToken[], receiptTargets: fc.Arbitrary<string>): fc.Arbitrary<{ headers: Headers; body: Buffer }> {
+  const good = pool.filter((t) => t.acceptable && t.signer === KEY_A);
+  const fuzzed: Record<(typeof HEADER_NAMES)[number], fc.Arbitrary<string | string[]>> = {
+    ttl: ttlValue,
+    urgency: urgencyValue,
+    topic: topicValue,
+    'content-encoding': contentEncodingValue,
+    encryption: encryptionValue,
+    'crypto-key': cryptoKeyValue,
+    authorization: vapidCase(pool).map((c) => c.authorization ?? ''),
+    prefer: preferValue,
+    link: linkHeader(receiptTargets),
+  };
+  const change = fc.constantFrom(...HEADER_NAMES).chain((name) =>
+    fc.record({ name: fc.constant(name), value: fc.option(fuzzed[name], { nil: undefined, freq: 4 }) }),
+  );
+  return fc
+    .record({
+      encoded: validEncoded,
+      ttl: fc.oneof(fc.constantFrom('0', '60', '86400'), fc.nat({ max: 100_000 }).map(String)),
+      urgency: fc.option(fc.constantFrom(...URGENCY_WORDS), { nil: undefined }),
+      topic: fc.option(VALID_TOPIC, { nil: undefined, freq: 3 }),
+      token: fc.constantFrom(...good),
+      changes: fc.array(change, { maxLength: 2 }),
+    })
+    .map(({ encoded, ttl, urgency, topic, token, changes }) => {
+      const headers: Headers = { ttl, ...encoded.headers, authorization: `vapid t=${token.token}, k=${KEY_A.publicKey}` };
+      if (urgency) headers.urgency = urgency;
+      if (topic) headers.topic = topic;
+      for (const { name, value } of changes) {
+        if (value === undefined) delete headers[name];
+        else headers[name] = Array.isArray(value) ? value.map(headerSafe) : headerSafe(value);
+      }
+      return { headers, body: encoded.body };
+    });
+}
+
+export function httpPushCase(pool: readonly SignedToken[], receiptTargets: fc.Arbitrary<string>): fc.Arbitrary<HttpPushCase> {
+  const extra = fc
+    .record(
+      {
+        prefer: preferValue.map(headerSafe),
+        link: linkHeader(receiptTargets).map((l) => (Array.isArray(l) ? l.map(headerSafe) : headerSafe(l))),
+        'content-type': fc.constantFrom('application/octet-stream', 'application/webpush-options+json', 'text/plain; charset=€'),
+      },
+      { requiredKeys: [] },
+    )
+    .map((h) => h as Headers);
+  const request = fc.oneof(
+    fc.record({ headers: pushHeaders(vapidCase(pool), fc.option(extra, { nil: undefined, freq: 3 }).map((h) => h ?? {})), body: pushBody }),
+    nearValidPush(pool, receiptTargets),
+  );
+  return fc.record({
+    path: pathCase,
+    method: fc.oneof({ weight: 12, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH') }),
+    request,
+    chunked: fc.boolean(),
+  }).map(({ request: r, ...rest }) => ({ ...rest, headers: r.headers, body: r.body }));
+}
+
+export type H2Kind = 'subscribe' | 'monitor' | 'delete' | 'send' | 'other';
+
+export interface H2Case {
+  kind: H2Kind;
+  /** Which resource of the door's pool, and whether its token is edited (with path.edits). */
+  pick: number;
+  resource: 'subs' | 'sets' | 'pushes' | 'receipts' | 'messages';
+  edited: boolean;
+  path: PathCase;
+  method: string;
+  headers: Headers;
+  body: Buffer;
+}
+
+const jsonBody = fc.oneof(
+  { weight: 3, arbitrary: vapidKeyText.map((k) => JSON.stringify({ vapid: k })) },
+  { weight: 1, arbitrary: mutated(vapidKeyText.map((k) => JSON.stringify({ vapid: k, other: 1 })), 2) },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v) ?? '') },
+  { weight: 1, arbitrary: fc.record({ vapid: wrongValue }).map((v) => JSON.stringify(v)) },
+);
+
+/** RFC 8030 requests over HTTP/2: subscribe (set Link, options body), monitors, deletes, sends with receipts. */
+export function h2Case(pool: readonly SignedToken[], setTargets: fc.Arbitrary<string>, receiptTargets: fc.Arbitrary<string>): fc.Arbitrary<H2Case> {
+  const subscribe = fc
+    .record(
+      {
+        link: linkHeader(setTargets),
+        'content-type': fc.oneof(
+          fc.constantFrom('application/webpush-options+json', 'Application/WebPush-Options+JSON; charset=utf-8', 'application/json'),
+          mutated(fc.constant('application/webpush-options+json'), 1),
+        ),
+      },
+      { requiredKeys: [] },
+    )
+    .map((h) => h as Headers);
+  const monitor = fc.record({ prefer: preferValue, urgency: urgencyValue }, { requiredKeys: [] }).map((h) => h as Headers);
+  const receipts = fc.record({ prefer: preferValue, link: linkHeader(receiptTargets) }, { requiredKeys: [] }).map((h) => h as Headers);
+  const headersFor: Record<H2Kind, fc.Arbitrary<Headers>> = {
+    subscribe,
+    monitor,
+    delete: fc.constant({}),
+    send: pushHeaders(vapidCase(pool), receipts),
+    other: monitor,
+  };
+  const sendRequest = fc.oneof(fc.record({ headers: headersFor.send, body: pushBody }), nearValidPush(pool, receiptTargets));
+  const request = (kind: H2Kind): fc.Arbitrary<{ headers: Headers; body: Buffer }> =>
+    kind === 'send'
+      ? sendRequest
+      : fc.record({
+          headers: headersFor[kind],
+          body: kind === 'subscribe' ? fc.oneof(jsonBody.map((t) => Buffer.from(t)), fc.constant(Buffer.alloc(0))) : pushBody,
+        });
+  return fc.constantFrom<H2Kind>('subscribe', 'monitor', 'delete', 'send', 'send', 'other').chain((kind) =>
+    fc
+      .record({
+        kind: fc.constant(kind),
+        pick: fc.nat({ max: 15 }),
+        resource: fc.constantFrom('subs' as const, 'sets' as const, 'pushes' as const, 'receipts' as const, 'messages' as const),
+        edited: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+        path: pathCase,
+        method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
+        request: request(kind),
+      })
+      .map(({ request: r, ...rest }) => ({ ...rest, headers: r.headers, body: r.body })),
   );
 }
