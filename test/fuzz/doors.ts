@@ -47,7 +47,7 @@ export interface LiveRun {
  * alive, each canary gets a message sent to it, the door's own checks hold. At the end: no
  * error-level line in the server's log.
  */
-export async function runLive<C>(s: FuzzServer, door: Door<C>, canaries: Canary[], params: fc.Parameters<[C]>, every = 10): Promise<LiveRun> {
+export async function runLive<C>(s: FuzzServer, door: Door<C>, canaries: Canary[], params: fc.Parameters<unknown>, every = 10): Promise<LiveRun> {
   let cases = 0;
   let canaryChecks = 0;
   const checkpoint = async () => {
@@ -64,7 +64,7 @@ export async function runLive<C>(s: FuzzServer, door: Door<C>, canaries: Canary[
     }
   };
   await checkpoint();
-  await fc.assert(
+  const fuzzed = fc.assert(
     fc.asyncProperty(door.arbitrary, async (c) => {
       s.assertAlive();
       try {
@@ -76,8 +76,12 @@ export async function runLive<C>(s: FuzzServer, door: Door<C>, canaries: Canary[
       s.assertAlive();
       if (++cases % every === 0) await checkpoint();
     }),
-    params,
+    params as fc.Parameters<[C]>,
   );
+  // the long run reports how far a failing door got
+  await fuzzed.catch((err: unknown) => {
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { casesRun: cases });
+  });
   await checkpoint();
   assert.deepEqual(s.errorLines(), [], 'no error in the server log');
   return { cases, canaryChecks, stats: door.stats() };
