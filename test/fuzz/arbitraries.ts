@@ -718,6 +718,8 @@ export interface HttpPushCase {
   headers: Headers;
   body: Buffer;
   chunked: boolean;
+  /** The client goes away after half of the body (a fresh connection, destroyed). */
+  abort: boolean;
 }
 
 /** A valid body with the headers it needs: empty, aes128gcm, or aesgcm with its salt and dh. */
@@ -803,10 +805,12 @@ export function httpPushCase(pool: readonly SignedToken[], receiptTargets: fc.Ar
     method: fc.oneof({ weight: 12, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH') }),
     request,
     chunked: fc.boolean(),
+    abort: fc.oneof({ weight: 12, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   }).map(({ request: r, ...rest }) => ({ ...rest, headers: r.headers, body: r.body }));
 }
 
-export type H2Kind = 'subscribe' | 'monitor' | 'delete' | 'send' | 'other';
+/** `abort`: a send cut mid-body by RST_STREAM; `hold`: a monitor without wait=0, cancelled at once. */
+export type H2Kind = 'subscribe' | 'monitor' | 'delete' | 'send' | 'other' | 'abort' | 'hold';
 
 export interface H2Case {
   kind: H2Kind;
@@ -849,16 +853,18 @@ export function h2Case(pool: readonly SignedToken[], setTargets: fc.Arbitrary<st
     delete: fc.constant({}),
     send: pushHeaders(vapidCase(pool), receipts),
     other: monitor,
+    abort: fc.constant({}),
+    hold: fc.record({ urgency: urgencyValue }, { requiredKeys: [] }).map((h) => h as Headers),
   };
   const sendRequest = fc.oneof(fc.record({ headers: headersFor.send, body: pushBody }), nearValidPush(pool, receiptTargets));
   const request = (kind: H2Kind): fc.Arbitrary<{ headers: Headers; body: Buffer }> =>
-    kind === 'send'
+    kind === 'send' || kind === 'abort'
       ? sendRequest
       : fc.record({
           headers: headersFor[kind],
           body: kind === 'subscribe' ? fc.oneof(jsonBody.map((t) => Buffer.from(t)), fc.constant(Buffer.alloc(0))) : pushBody,
         });
-  return fc.constantFrom<H2Kind>('subscribe', 'monitor', 'delete', 'send', 'send', 'other').chain((kind) =>
+  return fc.constantFrom<H2Kind>('subscribe', 'monitor', 'delete', 'send', 'send', 'other', 'abort', 'hold').chain((kind) =>
     fc
       .record({
         kind: fc.constant(kind),

@@ -21,7 +21,7 @@ import {
   type SignedToken,
   type WebSocketCase,
 } from './arbitraries.ts';
-import { RawWebSocket, TargetAgent, httpRequest, textWireFrame, within, type Answers, type Canary, type FuzzServer } from './live.ts';
+import { RawWebSocket, SUCCESS, TargetAgent, httpRequest, textWireFrame, within, type Answers, type Canary, type FuzzServer } from './live.ts';
 
 export interface Door<C> {
   readonly name: string;
@@ -227,6 +227,11 @@ export function httpPushDoor(s: FuzzServer, answers: Answers, t: PushTargets, ar
     stats: () => ({ ...stats, 'notifications received': t.target.notifications }),
     async run(c) {
       const path = asPath(pathOf(c.path, { v1: t.v1, v2: t.v2, message }));
+      if (c.abort) {
+        count(stats, 'aborted mid-body');
+        await abortedRequest(s.url, c.method, path, c.headers, c.body);
+        return;
+      }
       let a;
       try {
         a = await httpRequest(agent, s.url, { method: c.method, path, headers: c.headers, body: c.body, chunked: c.chunked });
@@ -262,6 +267,21 @@ export function httpPushDoor(s: FuzzServer, answers: Answers, t: PushTargets, ar
       t.target.close();
     },
   };
+}
+
+/** Announces more body than it sends, sends half, and destroys its own connection. */
+function abortedRequest(url: string, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const req = http.request({ agent: false, hostname, port, method, path, headers: { ...headers, 'content-length': String(body.length + 100) } });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    req.on('response', (res) => {
+      res.resume(); // an early refusal (404, 401...) before the body is fine
+      req.destroy();
+    });
+    req.write(body.subarray(0, body.length >> 1), () => req.destroy());
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +389,19 @@ export function h2Door(s: FuzzServer, answers: Answers, r: H2Resources, arbitrar
         case 'other':
           path = asPath(`/${c.path.noise}`);
           break;
+        case 'abort':
+          path = resourcePath({ ...c, resource: 'pushes', edited: false });
+          break;
+        case 'hold':
+          path = resourcePath({ ...c, resource: (['subs', 'sets', 'receipts'] as const)[c.pick % 3]!, edited: false });
+          break;
+      }
+      if (c.kind === 'abort' || c.kind === 'hold') {
+        const status = await within(cutShort(c.kind === 'abort' ? 'POST' : 'GET', path, headers, c.body), 10_000, `${c.kind} ${path}`);
+        count(stats, `${c.kind} ${status ?? 'cut'}`);
+        // an answer that came before the cut is still one of the documented ones
+        if (status !== null) assert.ok(status !== 500 && (SUCCESS.has(status) || answers.errors.has(status)), `${c.kind} ${path}: ${status}`);
+        return;
       }
       let a;
       try {
@@ -405,6 +438,20 @@ export function h2Door(s: FuzzServer, answers: Answers, r: H2Resources, arbitrar
       }
     },
   };
+
+  /** A request cancelled (RST_STREAM CANCEL) after half its body, or at once for a GET; its status if one came first. */
+  function cutShort(method: string, path: string, headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<number | null> {
+    return new Promise((resolve) => {
+      const req = client.session.request({ ':method': method, ':path': path, ...headers, ...(method === 'POST' ? { 'content-length': String(body.length + 100) } : {}) });
+      let status: number | null = null;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('error', () => {});
+      req.on('close', () => resolve(status));
+      req.resume();
+      if (method === 'POST') req.write(body.subarray(0, body.length >> 1), () => req.close(http2.constants.NGHTTP2_CANCEL));
+      else setImmediate(() => req.close(http2.constants.NGHTTP2_CANCEL));
+    });
+  }
 
   async function refill(path: string): Promise<void> {
     if (!path.startsWith('/s/') && !path.startsWith('/set/')) return;
