@@ -90,6 +90,10 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     synchronous: config.sync,
     onReceipts: (ids) => router.receiptsQueued(ids),
     onCommit: metrics.commit,
+    onWritable: (failure) => {
+      if (failure) log.error({ err: failure.message }, 'store writes failing: pushes and subscribes get 503, /ready reports not ready');
+      else log.info('store writes succeed again');
+    },
   });
   const stats = new StoreStats(dbPath);
   const pipeline = new Pipeline(store, router, metrics);
@@ -140,7 +144,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   });
   const clients = new ClientAddresses(config.trustedProxies);
   const clientAddress = (req: AnyRequest) => clients.of(remoteAddressOf(req.socket), req.headers['x-forwarded-for']);
-  const wheel = new DeadlineWheel<Session>();
+  const wheel = new DeadlineWheel<Session>({ onError: (err) => log.error({ err }, 'a connection deadline failed') });
   const userAgents = new UserAgentServer({
     store,
     pipeline,
@@ -203,17 +207,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   });
 
   let closing = false;
-  /** Cheap: one indexed lookup of a uaid that never exists. */
-  const NO_UAID = Buffer.alloc(16);
-  const ready = async (): Promise<string | null> => {
-    if (closing) return 'shutting down';
-    try {
-      await store.hasUserAgent(NO_UAID);
-      return null;
-    } catch (err) {
-      return `store unreachable: ${(err as Error).message}`;
-    }
-  };
+  const ready = async (): Promise<string | null> => (closing ? 'shutting down' : store.unavailable());
 
   let admin: AdminServer | undefined;
   if (config.adminPort !== undefined) {

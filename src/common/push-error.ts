@@ -21,6 +21,8 @@ export const Errno = {
   http2Required: 123,
   rateLimited: 124,
   demoRequest: 125,
+  /** autopush's "503: use exponential back-off for retries". */
+  storeUnavailable: 201,
   notFound: 404,
   methodNotAllowed: 405,
   internal: 999,

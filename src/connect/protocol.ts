@@ -138,6 +138,23 @@ export function notificationMessage(
   return JSON.stringify({ messageType: 'notification', channelID, version, data: body.toString('base64url'), headers: h });
 }
 
+/** A close frame's reason may hold at most this many bytes (RFC 6455 5.5: 125 minus the code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/** `reason` cut to fit a close frame, at a character boundary (ws throws on a longer one). */
+export function closeReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of reason) {
+    const size = Buffer.byteLength(ch);
+    if (bytes + size > MAX_CLOSE_REASON_BYTES) break;
+    bytes += size;
+    end += ch.length;
+  }
+  return reason.slice(0, end);
+}
+
 /** Close codes (see docs/PROTOCOL.md). */
 export const Close = {
   normal: 1000,
@@ -147,6 +164,8 @@ export const Close = {
   unsupportedData: 1003,
   tooBig: 1009,
   serverError: 1011,
+  /** The store cannot be read or written now: reconnect later. */
+  tryAgainLater: 1013,
   /** Firefox does not reconnect at once after this one. */
   backoff: 4774,
 } as const;

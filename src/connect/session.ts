@@ -7,6 +7,7 @@ import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
 import { formatChannelId, formatUaid, newUaid, parseUaid } from '../common/ids.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Connection, Delivery, Router } from '../router/router.ts';
+import { StoreUnavailable } from '../store/errors.ts';
 import type { Store } from '../store/types.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { publicKeyHash } from '../vapid/verify.ts';
@@ -14,6 +15,7 @@ import type { BroadcastTable } from './broadcasts.ts';
 import {
   Close,
   PING_REPLY,
+  closeReason,
   ProtocolViolation,
   helloReply,
   notificationMessage,
@@ -61,8 +63,20 @@ const EPHEMERAL_PREFIX = `e-${randomBytes(4).toString('hex')}-`;
 const versionOf = (id: number): string => (id > 0 ? id.toString(36) : EPHEMERAL_PREFIX + (-id).toString(36));
 const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
 
+/** 200 once the write is stored; 503 when the store cannot write now (the connection goes on). */
+async function storeStatus(write: Promise<unknown>): Promise<number> {
+  try {
+    await write;
+    return 200;
+  } catch (err) {
+    if (err instanceof StoreUnavailable) return 503;
+    throw err;
+  }
+}
+
 export class Session implements Connection, HasDeadline {
   deadline = 0;
+  deadlineTick = 0;
   readonly #ws: WebSocket;
   readonly #ctx: SessionContext;
   #state: State = 'unidentified';
@@ -83,7 +97,8 @@ export class Session implements Connection, HasDeadline {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.close(Close.unsupportedData, 'binary frames are not supported');
       const text = (data as Buffer).toString('utf8');
-      this.#queue = this.#queue.then(() => this.#onText(text));
+      // the chain's end is caught: a failure ends this connection, never the process
+      this.#queue = this.#queue.then(() => this.#onText(text)).catch((err: unknown) => this.#failed(err));
     });
     ws.on('pong', () => this.#onPong());
     ws.on('close', (code) => {
@@ -97,11 +112,27 @@ export class Session implements Connection, HasDeadline {
     return this.#uaid;
   }
 
+  /** Never throws: a reason too long for a close frame is cut, a socket that cannot close is cut off. */
   close(code: number, reason: string): void {
     if (this.#state === 'closed') return;
     this.#ctx.log.debug({ code, reason }, 'closing user agent connection');
     this.#onClosed();
-    this.#ws.close(code, reason);
+    try {
+      this.#ws.close(code, closeReason(reason));
+    } catch (err) {
+      this.#ctx.log.warn({ err: (err as Error).message, code }, 'closing a user agent connection failed: terminating it');
+      this.#ws.terminate();
+    }
+  }
+
+  /** A frame's handling failed: logged once, and only this connection ends. */
+  #failed(err: unknown): void {
+    if (err instanceof StoreUnavailable) {
+      this.#ctx.log.warn({ err: err.message }, 'user agent message failed: store unavailable');
+      return this.close(Close.tryAgainLater, 'store unavailable, try again later');
+    }
+    this.#ctx.log.error({ err }, 'user agent message failed');
+    this.close(Close.serverError, 'internal error');
   }
 
   onDeadline(now: number): void {
@@ -138,6 +169,8 @@ export class Session implements Connection, HasDeadline {
   }
 
   #onPong(): void {
+    // an unsolicited Pong (RFC 6455 5.5.3 allows them) changes nothing
+    if (!this.#awaitingPong) return;
     this.#awaitingPong = false;
     if (this.#state === 'identified') this.#ctx.wheel.schedule(this, Date.now() + this.#ctx.settings.pingIntervalMs);
   }
@@ -161,12 +194,7 @@ export class Session implements Connection, HasDeadline {
       if (!(err instanceof ProtocolViolation)) throw err;
       return this.close(Close.protocolError, err.message);
     }
-    try {
-      await this.#handle(msg);
-    } catch (err) {
-      this.#ctx.log.error({ err, messageType: msg.messageType }, 'user agent message failed');
-      this.close(Close.serverError, 'internal error');
-    }
+    await this.#handle(msg);
   }
 
   async #handle(msg: ClientMessage): Promise<void> {
@@ -176,8 +204,7 @@ export class Session implements Connection, HasDeadline {
       case 'register':
         return this.#register(msg.channelID, msg.chid, msg.key);
       case 'unregister':
-        await this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid);
-        return this.#reply(unregisterReply(msg.channelID, 200));
+        return this.#reply(unregisterReply(msg.channelID, await storeStatus(this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid))));
       case 'ack':
         return this.#ack(msg.updates);
       case 'nack':
@@ -215,17 +242,22 @@ export class Session implements Connection, HasDeadline {
       }
     }
     const uaid = this.#uaid!;
-    await this.#ctx.store.putSubscription({ uaid, chid, keyHash });
-    this.#reply(registerReply(channelID, 200, this.#ctx.endpointUrl(uaid, chid, keyHash)));
+    const status = await storeStatus(this.#ctx.store.putSubscription({ uaid, chid, keyHash }));
+    this.#reply(registerReply(channelID, status, status === 200 ? this.#ctx.endpointUrl(uaid, chid, keyHash) : undefined));
   }
 
   async #ack(updates: { chid: Buffer; version: string }[]): Promise<void> {
     const uaid = this.#uaid!;
-    const removals: Promise<boolean>[] = [];
+    const removals: Promise<unknown>[] = [];
     for (const u of updates) {
       const id = idOfVersion(u.version);
       if (id <= 0) continue;
-      removals.push(this.#ctx.pipeline.remove(uaid, u.chid, id));
+      // a failed delete leaves the message stored: it is sent again on the next connection
+      removals.push(
+        this.#ctx.pipeline.remove(uaid, u.chid, id).catch((err: unknown) => {
+          this.#ctx.log.warn({ err: (err as Error).message }, 'acknowledgement not stored: the message stays and comes again');
+        }),
+      );
       this.#unackedBatch?.delete(id);
     }
     if (this.#unackedBatch?.size === 0) {

@@ -10,6 +10,7 @@ import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { isDemoPath, type DemoHandler } from '../web/demo.ts';
 import { abortResponse, remoteAddressOf, type AnyRequest, type AnyResponse } from './listener.ts';
+import { StoreUnavailable } from '../store/errors.ts';
 import { RequestAborted } from './body.ts';
 import { sendError } from './respond.ts';
 
@@ -18,6 +19,9 @@ const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
 
 /** The first path segment, for logs: never the path itself (it holds capability tokens). */
 const routeOf = (url: string | undefined): string => /^\/([a-z]{1,16})(?:[/?]|$)/.exec(url ?? '')?.[1] ?? '?';
+
+/** Seconds a sender is asked to wait while the store cannot write (the store logs the failure once). */
+export const STORE_RETRY_AFTER_S = 30;
 
 /** An HTTP/1.1 or HTTP/2 compatibility response, as an event emitter. */
 interface CountedResponse {
@@ -89,7 +93,12 @@ export function createRequestListener({
         log.debug({ method: req.method, route: routeOf(req.url) }, 'request aborted by the client');
         return abortResponse(res);
       }
-      if (!(err instanceof PushError)) {
+      if (err instanceof StoreUnavailable) {
+        log.debug({ method: req.method, route: routeOf(req.url), err: err.message }, 'request refused: store unavailable');
+        err = new PushError(503, Errno.storeUnavailable, 'The service cannot store messages now; retry later', {
+          'retry-after': String(STORE_RETRY_AFTER_S),
+        });
+      } else if (!(err instanceof PushError)) {
         log.error({ err, method: req.method, route: routeOf(req.url) }, 'request failed');
         err = new PushError(500, Errno.internal, 'Internal server error');
       } else if (log.isLevelEnabled('debug')) {

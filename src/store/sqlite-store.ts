@@ -1,6 +1,6 @@
 // The embedded default store: one SQLite file in WAL mode, written with group commits.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit, storeError } from './group-commit.ts';
 import {
   URGENCIES,
   type EncodingHeaders,
@@ -29,6 +29,10 @@ export interface SqliteStoreOptions {
   receiptTtlMs?: number;
   now?: () => number;
   onCommit?: (ms: number, writes: number) => void;
+  /** Writes started failing (the error), or succeed again after failing (null). */
+  onWritable?: (failure: Error | null) => void;
+  /** How long a write waits for a lock held by another process (default 5000 ms). */
+  busyTimeoutMs?: number;
   /** After a commit that queued receipts: the receipt subscriptions that got them. */
   onReceipts?: (subscriptions: Buffer[]) => void;
 }
@@ -99,6 +103,10 @@ ALTER TABLE user_agents ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0;
 UPDATE user_agents SET seen_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 CREATE INDEX user_agents_by_seen ON user_agents (seen_at);
 `,
+  // 4: one row the readiness check rewrites while writes fail, to see whether they work again
+  `
+CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -149,6 +157,9 @@ interface ReceiptRow {
   message_id: number;
   status: number;
 }
+
+/** A uaid no user agent has: the readiness read looks it up. */
+const NO_UAID = Buffer.alloc(16);
 
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -219,7 +230,8 @@ type Query =
   | 'delReceiptsOf'
   | 'touchUa'
   | 'idleUas'
-  | 'delIdleUa';
+  | 'delIdleUa'
+  | 'probe';
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -229,17 +241,34 @@ export class SqliteStore implements Store {
   readonly #receiptTtl: number;
   readonly #onReceipts: (subscriptions: Buffer[]) => void;
   readonly #q: Record<Query, StatementSync>;
+  /** Why the last write failed, until one succeeds again. */
+  #writeFailure: Error | null = null;
 
   constructor(opts: SqliteStoreOptions) {
     this.#db = new DatabaseSync(opts.path);
     this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'};`);
-    this.#db.exec('PRAGMA busy_timeout = 5000;');
+    this.#db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000};`);
     migrate(this.#db);
     this.#now = opts.now ?? Date.now;
     this.#maxStored = opts.maxStoredPerUserAgent;
     this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
     this.#onReceipts = opts.onReceipts ?? (() => {});
-    this.#tx = new GroupCommit(this.#db, opts.onCommit);
+    const onWritable = opts.onWritable ?? (() => {});
+    const onCommit = opts.onCommit;
+    this.#tx = new GroupCommit(this.#db, {
+      onCommit: (ms, writes) => {
+        if (this.#writeFailure) {
+          this.#writeFailure = null;
+          onWritable(null);
+        }
+        onCommit?.(ms, writes);
+      },
+      onFailure: (err) => {
+        const first = this.#writeFailure === null;
+        this.#writeFailure = err instanceof Error ? err : new Error(String(err));
+        if (first) onWritable(this.#writeFailure);
+      },
+    });
     const p = (sql: string) => this.#db.prepare(sql);
     // 410 receipts for the messages about to be deleted that asked for one (RFC 8030 6.3)
     const receiptsOf = (where: string) =>
@@ -296,6 +325,7 @@ export class SqliteStore implements Store {
         'DELETE FROM receipt_subscriptions WHERE id IN (SELECT id FROM receipt_subscriptions WHERE expires_at <= ? LIMIT 5000) RETURNING id',
       ),
       delReceiptsOf: p('DELETE FROM receipts WHERE sub = ?'),
+      probe: p('INSERT INTO write_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1'),
     };
   }
 
@@ -310,8 +340,38 @@ export class SqliteStore implements Store {
     this.#queued(stmt.all(this.#now() + this.#receiptTtl, ...args) as unknown as { sub: Uint8Array }[]);
   }
 
-  async hasUserAgent(uaid: Buffer): Promise<boolean> {
-    return this.#q.hasUa.get(uaid) !== undefined;
+  /** A read, with its failure reported the way the Store seam does (StoreUnavailable). */
+  #read<T>(read: () => T): Promise<T> {
+    try {
+      return Promise.resolve(read());
+    } catch (err) {
+      return Promise.reject(storeError(err));
+    }
+  }
+
+  hasUserAgent(uaid: Buffer): Promise<boolean> {
+    return this.#read(() => this.#q.hasUa.get(uaid) !== undefined);
+  }
+
+  /**
+   * null while the store reads and writes; else why not. A cheap read while writes succeed;
+   * while they fail, a write of the probe row, so recovery is seen without other traffic.
+   */
+  async unavailable(): Promise<string | null> {
+    if (this.#writeFailure) {
+      const now = this.#now();
+      try {
+        await this.#tx.run(() => this.#q.probe.run(now));
+      } catch (err) {
+        return `store cannot write: ${(err as Error).message}`;
+      }
+    }
+    try {
+      await this.hasUserAgent(NO_UAID);
+      return null;
+    } catch (err) {
+      return `store unreachable: ${(err as Error).message}`;
+    }
   }
 
   putSubscription(sub: Subscription): Promise<void> {
@@ -351,18 +411,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  async idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
-    return (this.#q.idleUas.all(seenBefore, limit) as unknown as { uaid: Uint8Array }[]).map((r) => buf(r.uaid));
+  idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
+    return this.#read(() => (this.#q.idleUas.all(seenBefore, limit) as unknown as { uaid: Uint8Array }[]).map((r) => buf(r.uaid)));
   }
 
-  async getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null> {
-    const row = this.#q.getSub.get(uaid, chid) as { key_hash: Uint8Array | null } | undefined;
-    return row ? { uaid, chid, keyHash: row.key_hash ? buf(row.key_hash) : null } : null;
+  getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null> {
+    return this.#read(() => {
+      const row = this.#q.getSub.get(uaid, chid) as { key_hash: Uint8Array | null } | undefined;
+      return row ? { uaid, chid, keyHash: row.key_hash ? buf(row.key_hash) : null } : null;
+    });
   }
 
-  async listSubscriptions(uaid: Buffer): Promise<Subscription[]> {
-    const rows = this.#q.listSubs.all(uaid) as unknown as { chid: Uint8Array; key_hash: Uint8Array | null }[];
-    return rows.map((r) => ({ uaid, chid: buf(r.chid), keyHash: r.key_hash ? buf(r.key_hash) : null }));
+  listSubscriptions(uaid: Buffer): Promise<Subscription[]> {
+    return this.#read(() => {
+      const rows = this.#q.listSubs.all(uaid) as unknown as { chid: Uint8Array; key_hash: Uint8Array | null }[];
+      return rows.map((r) => ({ uaid, chid: buf(r.chid), keyHash: r.key_hash ? buf(r.key_hash) : null }));
+    });
   }
 
   saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
@@ -413,20 +477,22 @@ export class SqliteStore implements Store {
     this.#queued([{ sub }]);
   }
 
-  async pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]> {
+  pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]> {
     const now = this.#now();
-    const rows =
-      filter && (filter.chid || filter.minUrgency)
-        ? this.#q.pendingFiltered.all(
-            uaid,
-            afterId,
-            now,
-            filter.minUrgency ? URGENCIES.indexOf(filter.minUrgency) : 0,
-            filter.chid ?? null,
-            limit,
-          )
-        : this.#q.pending.all(uaid, afterId, now, limit);
-    return (rows as unknown as MessageRow[]).map(toMessage);
+    return this.#read(() => {
+      const rows =
+        filter && (filter.chid || filter.minUrgency)
+          ? this.#q.pendingFiltered.all(
+              uaid,
+              afterId,
+              now,
+              filter.minUrgency ? URGENCIES.indexOf(filter.minUrgency) : 0,
+              filter.chid ?? null,
+              limit,
+            )
+          : this.#q.pending.all(uaid, afterId, now, limit);
+      return (rows as unknown as MessageRow[]).map(toMessage);
+    });
   }
 
   deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
@@ -437,13 +503,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async hasReceiptSubscription(id: Buffer): Promise<boolean> {
-    return this.#q.hasReceiptSub.get(id, this.#now()) !== undefined;
+  hasReceiptSubscription(id: Buffer): Promise<boolean> {
+    return this.#read(() => this.#q.hasReceiptSub.get(id, this.#now()) !== undefined);
   }
 
-  async pendingReceipts(subscription: Buffer, afterSeq: number, limit: number): Promise<QueuedReceipt[]> {
-    const rows = this.#q.pendingReceipts.all(subscription, afterSeq, this.#now(), limit) as unknown as ReceiptRow[];
-    return rows.map(toReceipt);
+  pendingReceipts(subscription: Buffer, afterSeq: number, limit: number): Promise<QueuedReceipt[]> {
+    return this.#read(() => {
+      const rows = this.#q.pendingReceipts.all(subscription, afterSeq, this.#now(), limit) as unknown as ReceiptRow[];
+      return rows.map(toReceipt);
+    });
   }
 
   deleteReceipt(seq: number): Promise<void> {

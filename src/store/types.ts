@@ -94,6 +94,8 @@ export interface SweepResult {
  * Subscriptions, messages and receipts. Writes resolve once durable; the embedded SQLite
  * store commits all writes of one event-loop turn together. A store tells its owner, after
  * the commit, which receipt subscriptions got new receipts (`onReceipts` of the SQLite store).
+ * A store that cannot serve now (disk full, I/O error, locked, unreachable) rejects with
+ * StoreUnavailable (./errors.ts) and keeps nothing of a failed write.
  */
 export interface Store {
   hasUserAgent(uaid: Buffer): Promise<boolean>;
@@ -130,5 +132,10 @@ export interface Store {
   sweep(): Promise<SweepResult>;
   /** Deletes expired messages; returns how many (`sweep` without the details). */
   sweepExpired(): Promise<number>;
+  /**
+   * null while the store can read and write; else why not (readiness). While writes fail it
+   * tries one, so it reports recovery without waiting for other traffic.
+   */
+  unavailable(): Promise<string | null>;
   close(): Promise<void>;
 }
