@@ -152,10 +152,14 @@ export function uaCommand(): Command {
         if (stopping) return;
         stopping = true;
         diag('stopping', why);
-        client.close().then(() => {
+        const exit = (): void => {
           process.exitCode = exitCode;
           // Everything is closed, so the process ends by itself; this is a safety net.
           setTimeout(() => process.exit(exitCode), 2_000).unref();
+        };
+        client.close().then(exit, (err: unknown) => {
+          diag('error', { message: `closing failed: ${(err as Error).message}` });
+          exit();
         });
       };
       process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
