@@ -114,12 +114,19 @@ export interface LiveSuite {
 async function withServer(canaryKinds: ('websocket' | 'http2')[], body: (s: Awaited<ReturnType<typeof startFuzzServer>>, canaries: Canary[]) => Promise<LiveRun>): Promise<LiveRun> {
   const server = await startFuzzServer();
   const canaries: Canary[] = [];
+  let failed = false;
   try {
     for (const kind of canaryKinds) canaries.push(kind === 'websocket' ? await webSocketCanary(server) : await http2Canary(server));
     return await body(server, canaries);
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
     for (const c of canaries) await c.close().catch(() => {});
-    await server.stop();
+    // a failed run reports its own failure, not the unclean exit that may follow from it
+    await server.stop().catch((err: unknown) => {
+      if (!failed) throw err;
+    });
   }
 }
 
