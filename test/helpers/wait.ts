@@ -1,8 +1,8 @@
 // Waiting on an event instead of sleeping: a test waits until what it needs has happened, with a
 // bound generous enough for a slow machine, and fails naming what never happened.
 
-/** Polls `check` until it holds; throws `what` after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+/** Polls `check` until it holds; after `ms` throws naming `what` (by default the check's source). */
+export async function until(check: () => boolean | Promise<boolean>, what = String(check), ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);

@@ -21,6 +21,7 @@ import { DEFAULT_RECONNECT, reconnectDelay } from '../../src/ua/transport.ts';
 import { createSubscriberKeys } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { inbox } from '../helpers/inbox.ts';
+import { until } from '../helpers/wait.ts';
 
 type Encoding = 'aes128gcm' | 'aesgcm';
 
@@ -94,20 +95,32 @@ async function sendOk(sub: PushSubscriptionJSON, payload: string | Buffer | null
 
 type Frame = Record<string, unknown>;
 
-/** Runs `body` while recording the frames user agents send (PushUserAgent uses the same `ws` module). */
-async function withSentFrames(body: (frames: Frame[]) => Promise<void>): Promise<void> {
-  const frames: Frame[] = [];
-  const original = WebSocket.prototype.send;
+/**
+ * Runs `body` while recording the frames sent and received over `ws` (PushUserAgent uses the same
+ * module). The in-process server does too: its sends are among `sent` (user agents alone send
+ * acks), the frames it receives among `received` (user agents alone receive notifications).
+ */
+async function withFrames(body: (sent: Frame[], received: Frame[]) => Promise<void>): Promise<void> {
+  const sent: Frame[] = [];
+  const received: Frame[] = [];
+  const { send, emit } = WebSocket.prototype;
   WebSocket.prototype.send = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
-    if (typeof data === 'string') frames.push(JSON.parse(data) as Frame);
-    return (original as (...a: unknown[]) => void).call(this, data, ...rest);
-  } as typeof original;
+    if (typeof data === 'string') sent.push(JSON.parse(data) as Frame);
+    return (send as (...a: unknown[]) => void).call(this, data, ...rest);
+  } as typeof send;
+  WebSocket.prototype.emit = function (this: WebSocket, event: string | symbol, ...args: unknown[]) {
+    if (event === 'message' && args[1] === false) received.push(JSON.parse(String(args[0])) as Frame);
+    return emit.call(this, event, ...args);
+  };
   try {
-    await body(frames);
+    await body(sent, received);
   } finally {
-    WebSocket.prototype.send = original;
+    Object.assign(WebSocket.prototype, { send, emit });
   }
 }
+
+/** Messages the service still holds for a user agent (stored, not yet acknowledged). */
+const stored = async (uaid: string | null) => (await server.store.pendingMessages(Buffer.from(uaid!, 'hex'), 0, 100)).length;
 
 /** The ack frames among `frames`, each as its first (the client's only) update. */
 function acks(frames: Frame[]): { version: string; code: number }[] {
@@ -134,14 +147,6 @@ async function withOwnServer(
     });
   } finally {
     await current.close();
-  }
-}
-
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -255,7 +260,7 @@ describe('receiving', () => {
   });
 
   test('messages() iterates in order and acknowledges each after the loop body', () =>
-    withSentFrames(async (frames) => {
+    withFrames(async (frames) => {
       const client = await open({});
       const sub = await client.subscribe();
       for (const text of ['one', 'two', 'three']) await sendOk(sub, text);
@@ -270,16 +275,17 @@ describe('receiving', () => {
       await until(() => acks(frames).length === 3);
     }));
 
-  test('messages arriving before a listener is added are held, not lost', async () => {
-    const statePath = newStatePath();
-    const first = await open({ statePath });
-    const sub = await first.subscribe();
-    await first.close();
-    await sendOk(sub, 'waiting');
-    const client = await open({ statePath });
-    await new Promise((r) => setTimeout(r, 100)); // the stored message has arrived by now
-    assert.equal((await inbox(client).next()).text, 'waiting');
-  });
+  test('messages arriving before a listener is added are held, not lost', () =>
+    withFrames(async (_sent, received) => {
+      const statePath = newStatePath();
+      const first = await open({ statePath });
+      const sub = await first.subscribe();
+      await first.close();
+      await sendOk(sub, 'waiting');
+      const client = await open({ statePath });
+      await until(() => received.some((f) => f.messageType === 'notification'), 'the stored message reached the client');
+      assert.equal((await inbox(client).next()).text, 'waiting');
+    }));
 
   test('an acknowledged message is not delivered again on the next connection', async () => {
     const statePath = newStatePath();
@@ -288,7 +294,7 @@ describe('receiving', () => {
     const sub = await first.subscribe();
     await sendOk(sub, 'once');
     assert.equal((await firstInbox.next()).text, 'once');
-    await new Promise((r) => setTimeout(r, 50)); // the ack reaches the service
+    await until(async () => (await stored(first.uaid)) === 0, 'the ack reached the service');
     await first.close();
 
     const again = await open({ statePath });
@@ -296,8 +302,6 @@ describe('receiving', () => {
     await sendOk(sub, 'after');
     // order is kept, so a redelivered 'once' would come first
     assert.equal((await messages.next()).text, 'after');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(messages.received.length, 0);
   });
 
   test('restart: messages sent while the client was closed arrive in order; the uaid is kept', async () => {
@@ -324,7 +328,7 @@ describe('receiving', () => {
   });
 
   test('a listener that throws: the message is acknowledged (100), a nack (301) sent, an error reported', () =>
-    withSentFrames(async (frames) => {
+    withFrames(async (frames) => {
       const client = await open({});
       const sub = await client.subscribe();
       client.on('message', (m) => {
@@ -355,20 +359,22 @@ describe('receiving', () => {
     await sendOk(sub, 'later');
     await sendOk(sub, 'now');
     await until(() => seen.length === 2);
+    await until(async () => (await stored(first.uaid)) === 1, "'now' acknowledged at the service, 'later' kept");
     await first.close();
     assert.deepEqual(errors, [], 'RetryLater is not an error');
 
     const again = await open({ statePath });
     const messages = inbox(again);
     assert.equal((await messages.next()).text, 'later');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(messages.received.length, 0, "'now' was acknowledged the first time");
+    // the fence is stored after 'later': a redelivered 'now' would come between them
+    await sendOk(sub, 'fence');
+    assert.equal((await messages.next()).text, 'fence', "'now' was acknowledged the first time");
   });
 });
 
 describe('failures', () => {
   test('a message that cannot be decrypted is acknowledged with 101 and reported; the client keeps working', () =>
-    withSentFrames(async (frames) => {
+    withFrames(async (frames) => {
       const statePath = newStatePath();
       const client = await open({ statePath });
       const messages = inbox(client);
@@ -419,7 +425,7 @@ describe('failures', () => {
       await own.stop();
       await until(() => !client.connected);
       await own.start();
-      await until(() => client.connected, 5000);
+      await until(() => client.connected);
       assert.equal(client.uaid, uaid);
       assert.equal(disconnects[0], 1001, 'the server said it was going away');
 
@@ -472,7 +478,7 @@ describe('failures', () => {
     assert.equal((await backoff).code, 4774);
     assert.deepEqual(readState(statePath)!.subscriptions.map((s) => s.endpoint), [first.endpoint, added.endpoint]);
 
-    await until(() => listener.connected, 3000);
+    await until(() => listener.connected);
     await sendOk(added, 'to the subscription added by the other process');
     assert.equal((await messages.next()).text, 'to the subscription added by the other process');
     // and the listener's own writes keep it
