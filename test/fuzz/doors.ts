@@ -129,10 +129,9 @@ export function webSocketDoor(s: FuzzServer, answers: Answers, arbitrary: fc.Arb
         if (ws.closeFrame) {
           const { code } = ws.closeFrame;
           count(stats, `closed ${code}`);
-          if (code === INVALID_UTF8 && sentInvalidUtf8(c)) {
-            // TODO(docs/PROTOCOL.md): ws closes a text frame (or close reason) that is not UTF-8
-            // with 1007, which the close-code table does not list; allowed here for that input only.
-            count(stats, '1007 allowed by the TODO');
+          if (code === INVALID_UTF8) {
+            // documented for exactly that input: any other frame closed with it is a failure
+            assert.ok(sentInvalidUtf8(c), `closed 1007 without invalid UTF-8 after ${describe(c)}`);
           } else if (sentClose === null || code !== sentClose) answers.close(code, `after ${describe(c)}`);
         } else if (answered()) {
           const reply = messages.find((m) => m.channelID === sentinel)!;
