@@ -22,10 +22,12 @@ import {
   type UrgencyLevel,
 } from '../../src/ua/client.ts';
 import { PUSH_REL, SET_REL, parseLinks, toHttpUrl } from '../../src/ua/http2-client.ts';
+import { Http2Connection } from '../../src/ua/http2-connection.ts';
 import { StateError, readState } from '../../src/ua/state.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createTestCertificate } from '../helpers/tls.ts';
 import { inbox } from '../helpers/inbox.ts';
+import { until } from '../helpers/wait.ts';
 
 type Encoding = 'aes128gcm' | 'aesgcm';
 
@@ -69,14 +71,6 @@ function nextEvent<T>(client: PushUserAgent, event: 'reset' | 'messageError' | '
       resolve(e as T);
     });
   });
-}
-
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -126,6 +120,23 @@ describe('against webpushd (h2c)', () => {
     await server?.close();
   });
   const open = (options: Omit<PushUserAgentOptions, 'server'> = {}) => openOn(server.url, options);
+
+  // The message URLs whose DELETE (the acknowledgement) the service answered, so that a test can
+  // wait for an acknowledgement to be done before it closes the client.
+  const acked = new Set<string>();
+  const { request } = Http2Connection.prototype;
+  before(() => {
+    Http2Connection.prototype.request = async function (this: Http2Connection, ...args: Parameters<typeof request>) {
+      const res = await request.apply(this, args);
+      if (args[0] === 'DELETE') acked.add(args[1]);
+      return res;
+    };
+  });
+  after(() => {
+    Http2Connection.prototype.request = request;
+  });
+  const acknowledged = (...versions: string[]) =>
+    until(() => versions.every((v) => acked.has(v)), `the service answered the acknowledgement of ${versions.length} message(s)`);
 
   test('subscribe: a v1 and a restricted subscription, in one set; the state keeps the URLs', async () => {
     const statePath = newStatePath();
@@ -199,8 +210,9 @@ describe('against webpushd (h2c)', () => {
     const firstInbox = inbox(first);
     const sub = await first.subscribe({ vapidKey: vapidKeys.publicKey });
     await sendOk(sub, 'once', { vapid: true });
-    assert.equal((await firstInbox.next()).text, 'once');
-    await sleep(100); // the DELETE reaches the service
+    const once = await firstInbox.next();
+    assert.equal(once.text, 'once');
+    await acknowledged(once.version);
     await first.close();
 
     for (const [i, encoding] of (['aes128gcm', 'aesgcm', 'aes128gcm', 'aesgcm', 'aes128gcm'] as const).entries()) {
@@ -211,19 +223,21 @@ describe('against webpushd (h2c)', () => {
     assert.equal(again.protocol, 'http2');
     const messages = inbox(again);
     await again.connect();
-    for (let i = 0; i < 5; i++) assert.equal((await messages.next()).text, `away ${i}`);
-    await sleep(200);
-    assert.equal(messages.received.length, 0, "'once' was acknowledged the first time");
+    // in order, so a redelivered 'once' would have come first
+    const away: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const m = await messages.next();
+      assert.equal(m.text, `away ${i}`, "'once' was acknowledged the first time");
+      away.push(m.version);
+    }
 
-    // and what this client acknowledged is not sent to the next one either
-    await sleep(100);
+    // and what this client acknowledged is not sent to the next one either (it would come first)
+    await acknowledged(...away);
     await again.close();
     const third = await open({ statePath });
     const thirdInbox = inbox(third);
     await sendOk(sub, 'last', { vapid: true });
     assert.equal((await thirdInbox.next()).text, 'last');
-    await sleep(200);
-    assert.equal(thirdInbox.received.length, 0);
   });
 
   test('urgency: a low message waits while the client wants high ones, and comes when it wants all', async () => {
@@ -234,13 +248,15 @@ describe('against webpushd (h2c)', () => {
     await sendOk(sub, 'low one', { urgency: 'low' });
     await sendOk(sub, 'urgent one', { urgency: 'high' });
     assert.equal((await messages.next()).text, 'urgent one');
-    await sleep(300);
-    assert.equal(messages.received.length, 0, 'the low message waits');
+    // pushes come in order: the low message, had it been pushed, would come before this one
+    await sendOk(sub, 'urgent fence', { urgency: 'high' });
+    assert.equal((await messages.next()).text, 'urgent fence', 'the low message waits');
     client.setUrgency('very-low');
     assert.equal(client.urgency, 'very-low');
     assert.equal((await messages.next()).text, 'low one');
-    await sleep(200);
-    assert.equal(messages.received.length, 0);
+    // and the urgent ones, pushed again if their acknowledgements were still on the way, are not delivered twice
+    await sendOk(sub, 'last fence');
+    assert.equal((await messages.next()).text, 'last fence');
   });
 
   test('unsubscribe: the sender gets 410, the state forgets it, the other subscription keeps working', async () => {
@@ -302,15 +318,15 @@ describe('against webpushd (h2c)', () => {
     const statePath = newStatePath();
     const first = await open({ statePath });
     const sub = await first.subscribe();
-    const seen: string[] = [];
+    const seen = new Map<string, string>();
     first.on('message', (m) => {
-      seen.push(m.text!);
+      seen.set(m.text!, m.version);
       if (m.text === 'later') throw new RetryLater('output unavailable');
     });
     await sendOk(sub, 'later');
     await sendOk(sub, 'now');
-    await until(() => seen.length === 2);
-    await sleep(100);
+    await until(() => seen.has('now'));
+    await acknowledged(seen.get('now')!);
     await first.close();
 
     const again = await open({ statePath });
@@ -358,14 +374,15 @@ describe('against webpushd (h2c)', () => {
       client.on('disconnect', (e) => disconnects.push(e.code));
       const sub = await client.subscribe();
       await sendOk(sub, 'before');
-      assert.equal((await messages.next()).text, 'before');
-      await sleep(100);
+      const delivered = await messages.next();
+      assert.equal(delivered.text, 'before');
+      await acknowledged(delivered.version);
 
       await own.close();
       await until(() => !client.connected);
       own = await startTestServer({ port, dataDir });
       await sendOk(sub, 'while reconnecting');
-      await until(() => client.connected, 5000);
+      await until(() => client.connected);
       assert.ok(disconnects.length >= 1);
       assert.equal((await messages.next()).text, 'while reconnecting');
       await sendOk(sub, 'after the restart');
@@ -755,7 +772,7 @@ describe('against a scripted RFC 8030 service', () => {
       await until(() => errors.length === 1);
       assert.equal(errors[0]!.code, 102);
       assert.equal(errors[0]!.channelID, '');
-      await until(() => fake.messages.length === 0, 2000); // not sent again and again
+      await until(() => fake.messages.length === 0, 'not sent again and again');
       assert.equal(messages.received.length, 0);
     }));
 
@@ -858,7 +875,8 @@ describe('against a scripted RFC 8030 service', () => {
       assert.match(e.reason ?? '', /subscription set answered 404/);
       assert.equal(e.previousUaid, null);
       assert.deepEqual(readState(statePath)!.subscriptions, []);
-      await sleep(200);
+      // no event to wait for: a GET issued again would come within the reconnect backoff
+      await sleep(2 * RECONNECT.maxDelayMs);
       assert.equal(fake.gets().length, 3, 'a gone set is not asked again');
     }));
 
@@ -885,7 +903,7 @@ describe('against a scripted RFC 8030 service', () => {
       const other = await openOn(fake.url, { statePath });
       const sub = await other.subscribe();
       await other.close();
-      await until(() => fake.monitors.size === 1, 5000); // the file is polled every second
+      await until(() => fake.monitors.size === 1, 'the file is polled every second');
       fake.send(sub, 'picked up');
       assert.equal((await messages.next()).text, 'picked up');
     }));
