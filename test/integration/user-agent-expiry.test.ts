@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from 'node:sqlite';
 import { after, test } from 'node:test';
 import { DB_FILE } from '../../src/server.ts';
 import { aes128gcmBody } from '../helpers/bodies.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until } from '../helpers/wait.ts';
 
 const servers: TestServer[] = [];
 after(async () => {
@@ -33,19 +34,47 @@ async function subscribed(server: TestServer): Promise<{ ua: TestUserAgent; uaid
   return { ua, uaid, endpoint: String(reg.pushEndpoint) };
 }
 
-/** Moves every user agent's last-seen time `days` back, as if that much time had passed. */
-function age(server: TestServer, days: number): void {
+/**
+ * Runs `query` on the server's SQLite file through a second connection. The server runs in this
+ * process: a busy timeout would block the very commit that frees the lock, so a locked file is
+ * tried again after yielding to it.
+ */
+async function sql(server: TestServer, query: string, ...params: SQLInputValue[]): Promise<Record<string, SQLOutputValue> | undefined> {
   const db = new DatabaseSync(join(server.dataDir, DB_FILE));
   try {
-    db.exec('PRAGMA busy_timeout = 5000');
-    db.prepare('UPDATE user_agents SET seen_at = seen_at - ?').run(days * DAY_MS);
+    const statement = db.prepare(query);
+    let result: Record<string, SQLOutputValue> | undefined;
+    await until(() => {
+      try {
+        result = statement.columns().length > 0 ? statement.get(...params) : void statement.run(...params);
+        return true;
+      } catch (err) {
+        if ((err as { errcode?: number }).errcode !== 5 /* SQLITE_BUSY */) throw err;
+        return false;
+      }
+    }, 'the server released the database');
+    return result;
   } finally {
     db.close();
   }
 }
 
-/** Waits for the server's presence writes (fire-and-forget) to reach the file. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+/** Moves every user agent's last-seen time `days` back, as if that much time had passed. */
+const age = (server: TestServer, days: number) => sql(server, 'UPDATE user_agents SET seen_at = seen_at - ?', days * DAY_MS);
+
+/** When the server last recorded the user agent as seen (ms). */
+const seenAt = async (server: TestServer, uaid: string) =>
+  Number((await sql(server, 'SELECT seen_at FROM user_agents WHERE uaid = ?', Buffer.from(uaid, 'hex')))!.seen_at);
+
+/**
+ * Closes the user agents and waits until the server recorded each disconnect (a presence write it
+ * does not wait for): their last-seen times are zeroed first, so any later time is that write.
+ */
+async function disconnect(server: TestServer, ...agents: { ua: TestUserAgent; uaid: string }[]): Promise<void> {
+  for (const { uaid } of agents) await sql(server, 'UPDATE user_agents SET seen_at = 0 WHERE uaid = ?', Buffer.from(uaid, 'hex'));
+  await Promise.all(agents.map(({ ua }) => ua.close()));
+  await until(async () => (await Promise.all(agents.map(({ uaid }) => seenAt(server, uaid)))).every((t) => t > 0), 'the disconnects recorded');
+}
 
 test('a user agent not seen for the expiry is deleted with its subscriptions and messages; connected or recently seen ones stay', async () => {
   const server = await startTestServer({ userAgentExpiryDays: 60, adminPort: 0 });
@@ -53,17 +82,17 @@ test('a user agent not seen for the expiry is deleted with its subscriptions and
   const gone = await subscribed(server);
   const connected = await subscribed(server);
   const returning = await subscribed(server);
-  await gone.ua.close();
-  await returning.ua.close();
+  // their hellos' presence writes were committed before the register replies (in order)
+  await disconnect(server, gone, returning);
   assert.equal(await post(gone.endpoint), 201, 'a message waits for the offline user agent');
-  await settle();
 
-  age(server, 61);
+  await age(server, 61);
   // one comes back (seen now), then leaves again
   const back = await TestUserAgent.connect(server.wsUrl);
   assert.equal(await back.hello(returning.uaid), returning.uaid);
-  await back.close();
-  await settle();
+  // its hello's presence write first, so that only the disconnect's can follow the zeroing
+  await until(async () => (await seenAt(server, returning.uaid)) > Date.now() - DAY_MS, 'the return recorded');
+  await disconnect(server, { ua: back, uaid: returning.uaid });
 
   const swept = await server.sweep();
   assert.equal(swept.userAgents, 1);
@@ -77,7 +106,8 @@ test('a user agent not seen for the expiry is deleted with its subscriptions and
   const again = await TestUserAgent.connect(server.wsUrl);
   assert.notEqual(await again.hello(gone.uaid), gone.uaid);
   await again.close();
-  await connected.ua.close();
+  // seen at its disconnect: not idle either
+  await disconnect(server, connected);
   assert.equal((await server.sweep()).userAgents, 0, 'nothing more to expire');
 });
 
@@ -86,7 +116,7 @@ test('userAgentExpiryDays 0 never expires a user agent', async () => {
   servers.push(server);
   const { ua, endpoint } = await subscribed(server);
   await ua.close();
-  age(server, 10_000);
+  await age(server, 10_000);
   assert.equal((await server.sweep()).userAgents, 0);
   assert.equal(await post(endpoint), 201);
 });
