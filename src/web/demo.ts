@@ -11,7 +11,8 @@
 //                          public key, and how this service's push URLs start
 //   POST /demo/send        {"subscription": {…}, "text": "…"}: sends `text` to the subscription
 // The VAPID key pair is made once and kept in the data dir (demo-vapid.json). /demo/send only
-// sends to endpoints on this service's own public URL, so it cannot be used to push elsewhere.
+// sends to push URLs of this service's own public URL, judged once normalised (as requested), so
+// it can neither push elsewhere nor reach another path of this service.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -103,18 +104,32 @@ export function parseSend(body: Buffer, allowedPrefix: string): { subscription: 
   const d = data as { subscription?: { endpoint?: unknown; keys?: { p256dh?: unknown; auth?: unknown } }; text?: unknown };
   const sub = d?.subscription;
   if (typeof sub?.endpoint !== 'string') return 'subscription.endpoint is missing';
-  let origin = '';
-  try {
-    origin = new URL(sub.endpoint).origin;
-  } catch {
-    // not a URL: refused below
-  }
-  if (!sub.endpoint.startsWith(allowedPrefix) || origin !== new URL(allowedPrefix).origin) return `Only endpoints of this push service (${allowedPrefix}…) are accepted`;
+  const endpoint = pushUrlOf(sub.endpoint, allowedPrefix);
+  if (endpoint === null) return `Only endpoints of this push service (${allowedPrefix}…) are accepted`;
   const { p256dh, auth } = sub.keys ?? {};
   if (typeof p256dh !== 'string' || typeof auth !== 'string') return 'subscription.keys (p256dh, auth) are missing';
   const text = d.text === undefined ? 'Hello from webpushd' : d.text;
   if (typeof text !== 'string' || text.length > MAX_TEXT) return `text must be a string of at most ${MAX_TEXT} characters`;
-  return { subscription: { endpoint: sub.endpoint, keys: { p256dh, auth } }, text };
+  return { subscription: { endpoint, keys: { p256dh, auth } }, text };
+}
+
+/** What follows the push URL prefix: the version and one token, nothing else (no query, no fragment). */
+const PUSH_TOKEN = /^v[12]\/[A-Za-z0-9_-]+$/;
+
+/**
+ * The URL the demo would request, when it is a push URL of this service; else null. Checked
+ * after parsing, as the request will be made: `…/wpush/../subscribe`, `%2e%2e` or `\` segments
+ * start with the prefix as strings but reach other paths once normalised.
+ */
+function pushUrlOf(endpoint: string, allowedPrefix: string): string | null {
+  let href: string;
+  try {
+    href = new URL(endpoint).href;
+  } catch {
+    return null;
+  }
+  const prefix = new URL(allowedPrefix).href;
+  return href.startsWith(prefix) && PUSH_TOKEN.test(href.slice(prefix.length)) ? href : null;
 }
 
 function loadOrCreateKeys(dataDir: string): { publicKey: string; privateKey: string } {
