@@ -52,8 +52,9 @@ test('every option of the code has a row, and every row an option', () => {
 test('each row names the option\'s variable and file key, and the default the service uses', () => {
   const rows = new Map(optionRows().map((r) => [r.flag, r]));
   for (const spec of OPTIONS) {
-    const row = rows.get(spec.flag)!;
     const what = `--${spec.flag}`;
+    const row = rows.get(spec.flag);
+    assert.ok(row, `${what}: no row in docs/CONFIGURATION.md`);
     assert.equal(row.env, `\`WEBPUSHD_${spec.env}\``, what);
     assert.equal(row.key, `\`${spec.key}\``, what);
     const used = USED[spec.key];
@@ -77,7 +78,9 @@ test('the ranges a row states are the ones the code enforces', () => {
   const rows = new Map(optionRows().map((r) => [r.flag, r]));
   let stated = 0;
   for (const spec of OPTIONS) {
-    const range = /^\((?:(\d+)–(\d+)|≥ (\d+))\)/.exec(rows.get(spec.flag)!.meaning);
+    const row = rows.get(spec.flag);
+    assert.ok(row, `--${spec.flag}: no row in docs/CONFIGURATION.md`);
+    const range = /^\((?:(\d+)–(\d+)|≥ (\d+))\)/.exec(row.meaning);
     if (!range) continue;
     stated++;
     assert.equal(spec.kind.type, 'int', spec.flag);
