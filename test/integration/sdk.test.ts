@@ -25,6 +25,7 @@ import { createSubscriberKeys, decryptWithHttpEce, privateKeyOf } from '../helpe
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until } from '../helpers/wait.ts';
 
 interface Service {
   server: TestServer;
@@ -548,7 +549,7 @@ describe('HTTP/2', () => {
       const sub = fakeSubscription(`${s.url}/p`);
       await c.sendNotification(sub, TEXT, { tls: { ca: cert.cert } });
       s.sessions[0]!.goaway();
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => c.http2Sessions === 0, 'the client let the session go after GOAWAY');
       const result = await c.sendNotification(sub, TEXT, { tls: { ca: cert.cert } });
       assert.equal(result.httpVersion, '2');
       assert.equal(s.sessions.length, 2);
@@ -587,9 +588,8 @@ describe('HTTP/2', () => {
     try {
       await c.sendNotification(fakeSubscription(`${s.url}/p`), TEXT, { tls: { ca: cert.cert } });
       assert.equal(c.http2Sessions, 1);
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(c.http2Sessions, 0);
-      assert.ok(s.sessions[0]!.closed || s.sessions[0]!.destroyed);
+      // well before the 30 s default idle timeout
+      await until(() => c.http2Sessions === 0 && (s.sessions[0]!.closed || s.sessions[0]!.destroyed), 'the idle session closed', 5000);
     } finally {
       await c.close();
       await s.close();
