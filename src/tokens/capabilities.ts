@@ -1,6 +1,7 @@
 // The capability URLs handed out: push URLs (per subscription, v1 open or v2 restricted to a
 // VAPID key), message URLs (per stored message), and the RFC 8030 user agent's subscription,
 // set and receipt-subscription URLs. Each is a sealed record of the ids it names.
+import { randomBytes } from 'node:crypto';
 import type { Sealer } from './sealer.ts';
 
 const Kind = { push: 1, restrictedPush: 2, message: 3, subscription: 4, set: 5, receipts: 6 } as const;
@@ -15,11 +16,17 @@ export interface PushTarget {
 export interface MessageRef {
   uaid: Buffer;
   chid: Buffer;
+  /** A stored message's id (> 0); a TTL 0 message's number in this process (<= 0; it has no row). */
   id: number;
 }
 
+/** The id field of a TTL 0 message's token has its top bit set: no stored id has it (ids < 2^53). */
+const EPHEMERAL = 0x80;
+
 export class Capabilities {
   readonly #sealer: Sealer;
+  /** Numbers of TTL 0 messages restart with the process: this keeps their URLs from repeating. */
+  readonly #epoch = randomBytes(4);
 
   constructor(sealer: Sealer) {
     this.#sealer = sealer;
@@ -49,17 +56,28 @@ export class Capabilities {
     return null;
   }
 
-  /** Deterministic: the 201's Location, the PUSH_PROMISE and the receipt name one URL. */
+  /**
+   * Deterministic: the 201's Location, the PUSH_PROMISE and the receipt name one URL. A TTL 0
+   * message is named by its number with this process's random epoch: each gets a URL of its own,
+   * never repeated after a restart, so its URLs cannot link a subscription's push URLs or sends.
+   */
   messageToken(m: MessageRef): string {
     const id = Buffer.allocUnsafe(8);
-    id.writeBigUInt64BE(BigInt(m.id));
+    if (m.id > 0) id.writeBigUInt64BE(BigInt(m.id));
+    else {
+      this.#epoch.copy(id);
+      id[0]! |= EPHEMERAL;
+      id.writeUInt32BE(-m.id >>> 0, 4);
+    }
     return this.#sealer.sealDeterministic(Buffer.concat([Buffer.of(Kind.message), m.uaid, m.chid, id]));
   }
 
+  /** A TTL 0 message's token opens with id 0: it names no stored message. */
   openMessageToken(token: string): MessageRef | null {
     const p = this.#sealer.open(token);
     if (!p || p[0] !== Kind.message || p.length !== 41) return null;
-    return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), id: Number(p.readBigUInt64BE(33)) };
+    const id = p[33]! & EPHEMERAL ? 0 : Number(p.readBigUInt64BE(33));
+    return { uaid: p.subarray(1, 17), chid: p.subarray(17, 33), id };
   }
 
   subscriptionToken(uaid: Buffer, chid: Buffer): string {
