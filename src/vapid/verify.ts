@@ -21,6 +21,12 @@ export class VapidError extends Error {
 /** RFC 8292 4.2: a token may not be valid for more than 24 hours. */
 const MAX_TOKEN_LIFETIME = 86_400;
 
+/**
+ * The longest JWT accepted, in characters: some 7 times what application-server libraries send
+ * (~300), room for a long `sub`. Its claims are cached per verified token: this bounds the cache.
+ */
+export const MAX_TOKEN_LENGTH = 2048;
+
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /** base64url (with or without `=` padding) -> validated 65-byte uncompressed P-256 point. */
@@ -57,6 +63,7 @@ export function verifyVapidToken(creds: VapidCredentials, expectedAudience: stri
 }
 
 function verifyToken(token: string, key: KeyObject, expectedAudience: string, now: number): VapidClaims {
+  if (token.length > MAX_TOKEN_LENGTH) throw new VapidError(`t is longer than ${MAX_TOKEN_LENGTH} characters`);
   const parts = token.split('.');
   if (parts.length !== 3 || !parts.every((part) => BASE64URL.test(part))) {
     throw new VapidError('t is not a JWT of three base64url parts');
@@ -126,7 +133,8 @@ type VapidVerifierOptions = {
 /**
  * Verifies VAPID credentials for one push-service origin. Application servers reuse a token
  * for many sends (RFC 8292 5), so a verified pair is remembered until its exp and a repeat
- * costs one Map lookup instead of an ECDSA verification.
+ * costs a hash and one Map lookup instead of an ECDSA verification. The pair is keyed by its
+ * SHA-256, not kept itself: an entry costs its claims, not the token's length again.
  */
 export class VapidVerifier {
   readonly #audience: string;
@@ -151,7 +159,7 @@ export class VapidVerifier {
 
   verify(creds: VapidCredentials): VapidClaims {
     const now = this.#now();
-    const cacheKey = `${creds.token} ${creds.publicKey}`;
+    const cacheKey = createHash('sha256').update(creds.token).update(' ').update(creds.publicKey).digest('base64');
     const cached = this.#verified.get(cacheKey);
     if (cached !== undefined) {
       if (cached.exp > now) return cached;

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { aes128gcmBody, markerOf } from './bodies.ts';
 import type { ServerProcess } from './server-process.ts';
 import { TestUserAgent } from './ua-client.ts';
@@ -14,6 +16,18 @@ export function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   assert.ok(m, `no VmRSS for process ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/**
+ * This process's JS heap in use after a full collection, in bytes: what an in-process server
+ * keeps. (Its RSS also holds the allocator's high-water mark of buffers long freed.)
+ */
+export function heapAfterGc(): number {
+  gc();
+  return process.memoryUsage().heapUsed;
 }
 
 /** Throws, with the end of its output, when the server process has exited. */
