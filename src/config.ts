@@ -13,6 +13,21 @@ export interface Config {
   tlsKey: string | undefined;
   /** Stored messages per user agent before sends to it get 429. */
   maxStoredPerUserAgent: number;
+  /** Stored messages per subscription before sends to it get 429 (one site cannot fill a user agent's share). */
+  maxStoredPerSubscription: number;
+  /** Subscriptions (channels) one user agent may hold; one more is refused. */
+  maxChannelsPerUserAgent: number;
+  /** New subscriptions (WebSocket register, POST /subscribe) per second per client address; 0: no limit. */
+  rateLimitRegister: number;
+  rateLimitRegisterBurst: number;
+  /** Messages are refused (507) while the data dir's file system has less free than this many MiB. */
+  minFreeDiskMib: number;
+  /** Messages are refused (507) while the database is larger than this many MiB; 0: no quota. */
+  maxStoreMib: number;
+  /** Bytes written to one WebSocket user agent and not yet taken by it before live delivery pauses. */
+  maxBufferedBytes: number;
+  /** Frames of one WebSocket connection waiting to be handled before the server stops reading it. */
+  maxPendingFrames: number;
   maxMessageBytes: number;
   /** Longer TTLs are kept at this many seconds (and the 201 says so). */
   maxTtl: number;
@@ -69,7 +84,15 @@ export const DEFAULTS: Config = {
   publicUrl: undefined,
   tlsCert: undefined,
   tlsKey: undefined,
-  maxStoredPerUserAgent: 200,
+  maxStoredPerUserAgent: 1000,
+  maxStoredPerSubscription: 100,
+  maxChannelsPerUserAgent: 1000,
+  rateLimitRegister: 10,
+  rateLimitRegisterBurst: 100,
+  minFreeDiskMib: 64,
+  maxStoreMib: 0,
+  maxBufferedBytes: 256 * 1024,
+  maxPendingFrames: 16,
   maxMessageBytes: 4096,
   maxTtl: 30 * 24 * 3600,
   sync: 'full',

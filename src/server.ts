@@ -1,5 +1,5 @@
 // The composition root: builds store, router, pipeline and both doors from one Config.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DeadlineWheel } from './common/deadline-wheel.ts';
@@ -21,6 +21,8 @@ import { Metrics } from './observability/metrics.ts';
 import { StoreStats } from './observability/store-stats.ts';
 import { Rfc8030Resources } from './rfc8030/resources.ts';
 import { LocalRouter } from './router/router.ts';
+import { preparePrivateDir, tightenIfPresent } from './store/data-dir.ts';
+import { DiskQuota } from './store/disk-quota.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
@@ -31,6 +33,7 @@ import { createDemo } from './web/demo.ts';
 
 export const DB_FILE = 'webpushd.db';
 const DAY_MS = 86_400_000;
+const MIB = 1024 * 1024;
 /** Idle user agents one sweep deletes at most (one bounded group commit). */
 const IDLE_USER_AGENTS_PER_SWEEP = 1000;
 
@@ -72,7 +75,11 @@ export interface WebPushServer {
 export async function startServer(config: Config, baseLog: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
   // whoever made the logger: capability URLs, payloads and credentials never reach a log line
   const log = redacting(baseLog);
-  mkdirSync(config.dataDir, { recursive: true });
+  const dataDir = preparePrivateDir(config.dataDir, [DB_FILE]);
+  for (const suffix of ['-wal', '-shm']) tightenIfPresent(join(config.dataDir, DB_FILE + suffix));
+  if (dataDir.groupOrWorldAccess) {
+    log.warn({ dataDir: config.dataDir }, 'the data dir is open to other users (it holds credentials): chmod 700 it');
+  }
   const metrics = new Metrics();
   const sealer = new Sealer(loadOrCreateSecrets(config.dataDir));
   const capabilities = new Capabilities(sealer);
@@ -87,6 +94,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const store = new SqliteStore({
     path: dbPath,
     maxStoredPerUserAgent: config.maxStoredPerUserAgent,
+    maxStoredPerSubscription: config.maxStoredPerSubscription,
+    maxChannelsPerUserAgent: config.maxChannelsPerUserAgent,
     synchronous: config.sync,
     onReceipts: (ids) => router.receiptsQueued(ids),
     onCommit: metrics.commit,
@@ -96,7 +105,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     },
   });
   const stats = new StoreStats(dbPath);
-  const pipeline = new Pipeline(store, router, metrics);
+  const quota = new DiskQuota({ dbPath, minFreeBytes: config.minFreeDiskMib * MIB, maxStoreBytes: config.maxStoreMib * MIB });
+  const pipeline = new Pipeline(store, router, metrics, quota);
 
   const readTls = () => (config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined);
   const tls = readTls();
@@ -132,6 +142,15 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     exemptLoopback: config.loopbackLimits === 'exempt',
     onLimited: (limit) => metrics.limited(limit === 'address' ? 'address-rate' : 'subscription-rate'),
   });
+  // new subscriptions per client address (WebSocket register, POST /subscribe): storage is not free
+  const registrations = new RateLimiter({
+    perSubscriptionRate: 0,
+    perSubscriptionBurst: 1,
+    perAddressRate: config.rateLimitRegister,
+    perAddressBurst: config.rateLimitRegisterBurst,
+    exemptLoopback: config.loopbackLimits === 'exempt',
+    onLimited: () => metrics.limited('register-rate'),
+  });
   const endpoint = new PushEndpoint({
     rateLimiter,
     capabilities,
@@ -157,10 +176,20 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       pongTimeoutMs: config.pongTimeoutMs,
       minClientPingIntervalMs: config.minClientPingIntervalMs,
       batchSize: config.deliveryBatch,
+      maxBufferedBytes: config.maxBufferedBytes,
+      maxPendingFrames: config.maxPendingFrames,
     },
     log,
     metrics,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
+    admitRegistration: (address) => {
+      try {
+        registrations.checkAddress(address);
+        return true;
+      } catch {
+        return false;
+      }
+    },
   }, connectionLimiter, clientAddress);
   const rfc8030 = new Rfc8030Resources({
     store,
@@ -179,6 +208,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
     limits: rateLimiter,
+    registrations,
     clientAddress,
     ...(config.demo === 'on' ? { demo: createDemo({ publicUrl: url, dataDir: config.dataDir, log }) } : {}),
   });

@@ -41,6 +41,8 @@ export function serveCommand(): Command {
       process.exit(0);
     }
     const log = pino({ level: config.logLevel });
+    // whatever the service creates (database, WAL, secrets, demo keys) is for its own user only
+    process.umask(0o077);
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer(config, log);

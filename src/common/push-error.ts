@@ -21,6 +21,10 @@ export const Errno = {
   http2Required: 123,
   rateLimited: 124,
   demoRequest: 125,
+  /** Total storage quota used up, or the disk nearly full (507). */
+  storeFull: 126,
+  /** The user agent (set) holds --max-channels subscriptions (POST /subscribe, 429). */
+  tooManySubscriptions: 127,
   /** autopush's "503: use exponential back-off for retries". */
   storeUnavailable: 201,
   notFound: 404,

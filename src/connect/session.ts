@@ -1,6 +1,7 @@
 // One user agent's WebSocket connection as an explicit state machine:
 // unidentified (waiting for hello) -> identified (registered with the router) -> closed.
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
@@ -34,6 +35,10 @@ export interface SessionSettings {
   minClientPingIntervalMs: number;
   /** Stored messages sent at once; the next batch goes when all are acknowledged. */
   batchSize: number;
+  /** Bytes sent and not yet taken by the user agent beyond which live delivery and reading pause. */
+  maxBufferedBytes: number;
+  /** Frames waiting to be handled beyond which the connection is no longer read. */
+  maxPendingFrames: number;
 }
 
 export interface SessionContext {
@@ -48,6 +53,8 @@ export interface SessionContext {
   metrics?: Metrics | null;
   /** The push endpoint URL for a new registration. */
   endpointUrl(uaid: Buffer, chid: Buffer, keyHash: Buffer | null): string;
+  /** Whether the client address may create one more subscription now (the registration rate). */
+  admitRegistration?(address: string | undefined): boolean;
 }
 
 type State = 'unidentified' | 'identified' | 'closed';
@@ -63,11 +70,13 @@ const EPHEMERAL_PREFIX = `e-${randomBytes(4).toString('hex')}-`;
 const versionOf = (id: number): string => (id > 0 ? id.toString(36) : EPHEMERAL_PREFIX + (-id).toString(36));
 const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
 
-/** 200 once the write is stored; 503 when the store cannot write now (the connection goes on). */
+/**
+ * 200 once the write is stored (409 when the store refused it, resolving false); 503 when the
+ * store cannot write now (the connection goes on).
+ */
 async function storeStatus(write: Promise<unknown>): Promise<number> {
   try {
-    await write;
-    return 200;
+    return (await write) === false ? 409 : 200;
   } catch (err) {
     if (err instanceof StoreUnavailable) return 503;
     throw err;
@@ -89,16 +98,30 @@ export class Session implements Connection, HasDeadline {
   #unackedBatch: Set<number> | null = new Set();
   /** Frames are handled one at a time, in order, even when one waits for the store. */
   #queue: Promise<void> = Promise.resolve();
+  /** Frames received and not yet handled: past the limit the socket is paused (TCP back-pressure). */
+  #pendingFrames = 0;
+  #paused = false;
+  /** Waiting for the socket to take what was written (the user agent is not reading). */
+  #waitingForDrain = false;
+  readonly #socket: Duplex;
+  readonly #address: string | undefined;
 
-  constructor(ws: WebSocket, ctx: SessionContext) {
+  /** `socket`: the connection under `ws` (its 'drain' says the user agent read); `address`: the client's. */
+  constructor(ws: WebSocket, ctx: SessionContext, socket: Duplex, address?: string) {
     this.#ws = ws;
     this.#ctx = ctx;
+    this.#socket = socket;
+    this.#address = address;
     ctx.wheel.schedule(this, Date.now() + ctx.settings.handshakeTimeoutMs);
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.close(Close.unsupportedData, 'binary frames are not supported');
       const text = (data as Buffer).toString('utf8');
+      if (++this.#pendingFrames >= ctx.settings.maxPendingFrames) this.#pause();
       // the chain's end is caught: a failure ends this connection, never the process
-      this.#queue = this.#queue.then(() => this.#onText(text)).catch((err: unknown) => this.#failed(err));
+      this.#queue = this.#queue
+        .then(() => this.#onText(text))
+        .catch((err: unknown) => this.#failed(err))
+        .then(this.#frameDone);
     });
     ws.on('pong', () => this.#onPong());
     ws.on('close', (code) => {
@@ -153,15 +176,69 @@ export class Session implements Connection, HasDeadline {
   deliver(m: Delivery): boolean {
     if (this.#state !== 'identified') return false;
     if (m.id <= 0) {
+      // TTL 0 is "now or never": a user agent that does not read gets never
+      if (this.#backlogged()) {
+        this.#ctx.metrics?.limited('slow-reader');
+        return false;
+      }
       this.#send(m);
       return true;
     }
     // While catching up, the store hands out messages in order; later ones wait their batch.
     if (this.#unackedBatch || m.id <= this.#lastSentId) return true;
+    if (this.#backlogged()) {
+      // it stays stored: once the user agent has read what it was sent, the store sends it
+      this.#ctx.metrics?.limited('slow-reader');
+      this.#unackedBatch = new Set();
+      this.#awaitDrain();
+      return true;
+    }
     this.#lastSentId = m.id;
     this.#send(m);
     return true;
   }
+
+  #backlogged(): boolean {
+    return this.#ws.bufferedAmount > this.#ctx.settings.maxBufferedBytes;
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#ws.pause();
+  }
+
+  /** Reads frames again once few are pending and the user agent takes what it is sent. */
+  #resumeIfClear(): void {
+    if (!this.#paused || this.#state === 'closed') return;
+    if (this.#pendingFrames >= this.#ctx.settings.maxPendingFrames || this.#backlogged()) return;
+    this.#paused = false;
+    this.#ws.resume();
+  }
+
+  readonly #frameDone = (): void => {
+    this.#pendingFrames--;
+    // replies nobody reads must not pile up either: no more frames until they are taken
+    if (this.#backlogged()) {
+      this.#pause();
+      this.#awaitDrain();
+    } else this.#resumeIfClear();
+  };
+
+  #awaitDrain(): void {
+    if (this.#waitingForDrain) return;
+    this.#waitingForDrain = true;
+    this.#socket.once('drain', this.#drained);
+  }
+
+  readonly #drained = (): void => {
+    this.#waitingForDrain = false;
+    if (this.#state === 'closed') return;
+    if (this.#backlogged()) return this.#awaitDrain();
+    this.#resumeIfClear();
+    // live delivery stopped with nothing outstanding: go on from the store
+    if (this.#unackedBatch?.size === 0) this.#sendNextBatch().catch((err: unknown) => this.#failed(err));
+  };
 
   #send(m: Delivery): void {
     this.#ws.send(notificationMessage(formatChannelId(m.chid), versionOf(m.id), m.body, m.headers));
@@ -203,8 +280,11 @@ export class Session implements Connection, HasDeadline {
         return this.#hello(msg.uaid, msg.broadcasts);
       case 'register':
         return this.#register(msg.channelID, msg.chid, msg.key);
-      case 'unregister':
-        return this.#reply(unregisterReply(msg.channelID, await storeStatus(this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid))));
+      case 'unregister': {
+        // unregistering an unknown channel is fine (200) too
+        const removal = this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid).then(() => undefined);
+        return this.#reply(unregisterReply(msg.channelID, await storeStatus(removal)));
+      }
       case 'ack':
         return this.#ack(msg.updates);
       case 'nack':
@@ -233,6 +313,9 @@ export class Session implements Connection, HasDeadline {
   }
 
   async #register(channelID: string, chid: Buffer, key: string | undefined): Promise<void> {
+    if (this.#ctx.admitRegistration && !this.#ctx.admitRegistration(this.#address)) {
+      return this.#reply(registerReply(channelID, 429));
+    }
     let keyHash: Buffer | null = null;
     if (key !== undefined) {
       try {
@@ -242,7 +325,12 @@ export class Session implements Connection, HasDeadline {
       }
     }
     const uaid = this.#uaid!;
-    const status = await storeStatus(this.#ctx.store.putSubscription({ uaid, chid, keyHash }));
+    let status = await storeStatus(this.#ctx.store.putSubscription({ uaid, chid, keyHash }));
+    if (status === 409) {
+      // the user agent holds as many subscriptions as it may
+      this.#ctx.metrics?.limited('channels');
+      status = 429;
+    }
     this.#reply(registerReply(channelID, status, status === 200 ? this.#ctx.endpointUrl(uaid, chid, keyHash) : undefined));
   }
 

@@ -34,8 +34,8 @@ export class UserAgentServer {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const limiter = this.#limiter;
+    const address = this.#clientAddress(req);
     if (limiter) {
-      const address = this.#clientAddress(req);
       if (!limiter.acquire(address)) {
         this.#ctx.log.warn({ address, max: limiter.max }, 'WebSocket refused: too many connections from this address');
         socket.end('HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -45,7 +45,7 @@ export class UserAgentServer {
       // exempt and unlimited addresses need no listener: idle connections stay small
       if (limiter.counts(address)) socket.once('close', () => limiter.release(address));
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => new Session(ws, this.#ctx));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => new Session(ws, this.#ctx, socket, address));
   }
 
   get clients(): number {

@@ -5,12 +5,19 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Router } from '../router/router.ts';
 import type { NewMessage, ReceiptTarget, Store, StoredMessage, SweepResult } from '../store/types.ts';
 
+/** Says why new messages cannot be stored now (src/store/disk-quota.ts), or null. */
+export interface StorageQuota {
+  exceeded(): string | null;
+}
+
 export type AcceptResult =
   | { outcome: 'stored'; message: StoredMessage }
   /** TTL 0: handed to a connected user agent, or dropped; never stored. */
   | { outcome: 'ephemeral'; delivered: boolean }
   | { outcome: 'no-subscription' }
   | { outcome: 'too-many-stored' }
+  /** The total storage quota is used up (or the disk nearly full): nothing more is stored. */
+  | { outcome: 'store-full'; why: string }
   /** The receipt subscription the sender named does not exist (or expired). */
   | { outcome: 'no-receipt-subscription' };
 
@@ -18,12 +25,14 @@ export class Pipeline {
   readonly #store: Store;
   readonly #router: Router;
   readonly #metrics: Metrics | null;
+  readonly #quota: StorageQuota | null;
   #ephemeralIds = 0;
 
-  constructor(store: Store, router: Router, metrics: Metrics | null = null) {
+  constructor(store: Store, router: Router, metrics: Metrics | null = null, quota: StorageQuota | null = null) {
     this.#store = store;
     this.#router = router;
     this.#metrics = metrics;
+    this.#quota = quota;
   }
 
   /** `receipt`: where to report the message's fate (RFC 8030 5.1); ignored for TTL 0 (never stored). */
@@ -36,6 +45,11 @@ export class Pipeline {
       this.#metrics?.accepted(false);
       const delivered = this.#router.deliver({ ...m, id: -++this.#ephemeralIds, expiresAt: m.createdAt });
       return { outcome: 'ephemeral', delivered };
+    }
+    const full = this.#quota?.exceeded();
+    if (full) {
+      this.#metrics?.rejected('store-full');
+      return { outcome: 'store-full', why: full };
     }
     const saved = await this.#store.saveMessage(m, receipt);
     if (!saved.ok) {

@@ -70,9 +70,12 @@ export class PushEndpoint {
       case 'no-subscription':
         throw gone();
       case 'too-many-stored':
-        throw new PushError(429, Errno.tooManyStored, 'Too many messages stored for this user agent', {
+        // one answer for the subscription's cap and the user agent's: it tells nothing of other subscriptions
+        throw new PushError(429, Errno.tooManyStored, 'Too many messages waiting; retry later', {
           'retry-after': '60',
         });
+      case 'store-full':
+        throw new PushError(507, Errno.storeFull, `Cannot store more messages: ${result.why}; retry later`, { 'retry-after': '60' });
       case 'no-receipt-subscription':
         throw new PushError(400, Errno.invalidReceipts, 'The receipt subscription in the Link header has expired or never existed');
       case 'ephemeral':

@@ -35,6 +35,8 @@ export interface PublicRoutes {
   log: Logger;
   metrics?: Metrics;
   limits?: RateLimiter;
+  /** New subscriptions per client address (POST /subscribe). */
+  registrations?: RateLimiter;
   /** The /demo pages and demo application server; absent with `--demo off`. */
   demo?: DemoHandler;
   /** The client address the per-address limit keys (default: the peer's). */
@@ -47,6 +49,7 @@ export function createRequestListener({
   log,
   metrics,
   limits,
+  registrations,
   demo,
   clientAddress = (req) => remoteAddressOf(req.socket),
 }: PublicRoutes) {
@@ -68,7 +71,10 @@ export function createRequestListener({
       if (method !== 'DELETE') throw methodNotAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
-    if (limits && path === '/subscribe' && method === 'POST') limits.checkAddress(clientAddress(req));
+    if (path === '/subscribe' && method === 'POST') {
+      limits?.checkAddress(clientAddress(req));
+      registrations?.checkAddress(clientAddress(req));
+    }
     const handled = rfc8030.route(req, res, path, method);
     if (handled) return handled;
     if (path === '/health' && (method === 'GET' || method === 'HEAD')) {

@@ -50,6 +50,7 @@ export class Metrics {
       'no-subscription': 'no_subscription',
       'too-many-stored': 'too_many_stored',
       'no-receipt-subscription': 'no_receipt_subscription',
+      'store-full': 'store_full',
     });
     this.#delivered = labelledCounter(
       registers,
@@ -62,6 +63,9 @@ export class Metrics {
       'subscription-rate': 'subscription_rate',
       'address-rate': 'address_rate',
       'address-connections': 'address_connections',
+      'register-rate': 'register_rate',
+      'channels': 'channels',
+      'slow-reader': 'slow_reader',
     });
     this.#acknowledged = new Counter({
       name: 'webpushd_messages_acknowledged_total',
@@ -207,9 +211,10 @@ function labelledCounter<K extends string>(
   return children;
 }
 
-export type LimitKind = 'subscription-rate' | 'address-rate' | 'address-connections';
+/** `slow-reader`: a live delivery held back (stored) or a TTL 0 one dropped for a user agent that does not read. */
+export type LimitKind = 'subscription-rate' | 'address-rate' | 'address-connections' | 'register-rate' | 'channels' | 'slow-reader';
 
-export type RejectReason = 'no-subscription' | 'too-many-stored' | 'no-receipt-subscription';
+export type RejectReason = 'no-subscription' | 'too-many-stored' | 'no-receipt-subscription' | 'store-full';
 
 /** The stored-messages gauge counts at most this many rows per scrape. */
 export const STORED_COUNT_LIMIT = 100_000;

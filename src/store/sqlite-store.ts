@@ -23,6 +23,10 @@ export interface SqliteStoreOptions {
   path: string;
   /** Most messages stored for one user agent; further sends are refused until some are acked. */
   maxStoredPerUserAgent: number;
+  /** Most messages stored for one subscription (default: maxStoredPerUserAgent). */
+  maxStoredPerSubscription?: number;
+  /** Most subscriptions of one user agent; a new one beyond is refused (default: no limit). */
+  maxChannelsPerUserAgent?: number;
   /** 'full' fsyncs every commit (survives power loss); 'normal' survives process crashes only. */
   synchronous?: 'full' | 'normal';
   /** How long a queued receipt waits for its application server (default 24 h). */
@@ -106,6 +110,10 @@ CREATE INDEX user_agents_by_seen ON user_agents (seen_at);
   // 4: one row the readiness check rewrites while writes fail, to see whether they work again
   `
 CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+`,
+  // 5: each subscription's stored messages are counted against its own cap
+  `
+CREATE INDEX messages_by_subscription ON messages (uaid, chid, id);
 `,
 ];
 
@@ -211,6 +219,8 @@ type Query =
   | 'delUaSubs'
   | 'delUaMessages'
   | 'countUa'
+  | 'countSub'
+  | 'countChannels'
   | 'topicId'
   | 'delById'
   | 'insert'
@@ -238,6 +248,8 @@ export class SqliteStore implements Store {
   readonly #tx: GroupCommit;
   readonly #now: () => number;
   readonly #maxStored: number;
+  readonly #maxStoredPerSub: number;
+  readonly #maxChannels: number;
   readonly #receiptTtl: number;
   readonly #onReceipts: (subscriptions: Buffer[]) => void;
   readonly #q: Record<Query, StatementSync>;
@@ -251,6 +263,8 @@ export class SqliteStore implements Store {
     migrate(this.#db);
     this.#now = opts.now ?? Date.now;
     this.#maxStored = opts.maxStoredPerUserAgent;
+    this.#maxStoredPerSub = opts.maxStoredPerSubscription ?? opts.maxStoredPerUserAgent;
+    this.#maxChannels = opts.maxChannelsPerUserAgent ?? Number.MAX_SAFE_INTEGER;
     this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
     this.#onReceipts = opts.onReceipts ?? (() => {});
     const onWritable = opts.onWritable ?? (() => {});
@@ -296,6 +310,8 @@ export class SqliteStore implements Store {
       delUaSubs: p('DELETE FROM subscriptions WHERE uaid = ?'),
       delUaMessages: p('DELETE FROM messages WHERE uaid = ?'),
       countUa: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? LIMIT ?)'),
+      countSub: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND chid = ? LIMIT ?)'),
+      countChannels: p('SELECT count(*) AS n FROM (SELECT 1 FROM subscriptions WHERE uaid = ? LIMIT ?)'),
       topicId: p('SELECT id, receipt FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
       delById: p('DELETE FROM messages WHERE id = ?'),
       insert: p(
@@ -374,11 +390,17 @@ export class SqliteStore implements Store {
     }
   }
 
-  putSubscription(sub: Subscription): Promise<void> {
+  putSubscription(sub: Subscription): Promise<boolean> {
     const now = this.#now();
     return this.#tx.run(() => {
+      // registering an existing channel again always fits
+      if (this.#q.getSub.get(sub.uaid, sub.chid) === undefined) {
+        const { n } = this.#q.countChannels.get(sub.uaid, this.#maxChannels) as { n: number };
+        if (n >= this.#maxChannels) return false;
+      }
       this.#q.putUa.run(sub.uaid, now);
       this.#q.putSub.run(sub.uaid, sub.chid, sub.keyHash, now);
+      return true;
     });
   }
 
@@ -443,6 +465,9 @@ export class SqliteStore implements Store {
           ? undefined
           : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number; receipt: Uint8Array | null } | undefined);
       if (!replaced) {
+        // the subscription's own cap first: one sender cannot use up the user agent's total
+        const own = this.#q.countSub.get(m.uaid, m.chid, this.#maxStoredPerSub) as { n: number };
+        if (own.n >= this.#maxStoredPerSub) return { ok: false, reason: 'too-many-stored' };
         const { n } = this.#q.countUa.get(m.uaid, this.#maxStored) as { n: number };
         if (n >= this.#maxStored) return { ok: false, reason: 'too-many-stored' };
       } else {

@@ -99,7 +99,8 @@ export interface SweepResult {
  */
 export interface Store {
   hasUserAgent(uaid: Buffer): Promise<boolean>;
-  putSubscription(sub: Subscription): Promise<void>;
+  /** Creates or updates a subscription; false (nothing written) when its user agent already holds the most it may. */
+  putSubscription(sub: Subscription): Promise<boolean>;
   /** Also deletes the subscription's pending messages (queuing 410 receipts); false when unknown. */
   deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean>;
   /**
@@ -115,7 +116,8 @@ export interface Store {
   listSubscriptions(uaid: Buffer): Promise<Subscription[]>;
   /**
    * Stores a message, replacing a pending one of the same topic (queuing a 410 receipt for it
-   * when it asked for one); enforces the per-UA cap; creates or extends the receipt subscription.
+   * when it asked for one); enforces the per-subscription and per-UA caps (one refusal for
+   * both: a sender cannot tell which); creates or extends the receipt subscription.
    */
   saveMessage(message: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult>;
   /** Unexpired messages of a user agent with id > afterId, oldest first. */

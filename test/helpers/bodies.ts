@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 
 const HEADER = 21 + 65;
 
-export function aes128gcmBody(marker = 'payload'): Buffer {
+/** `recordSize`: the header's rs; raise it for a marker longer than one 4096-byte record holds. */
+export function aes128gcmBody(marker = 'payload', recordSize = 4096): Buffer {
   const rs = Buffer.alloc(4);
-  rs.writeUInt32BE(4096);
+  rs.writeUInt32BE(recordSize);
   return Buffer.concat([randomBytes(16), rs, Buffer.of(65), Buffer.of(0x04), randomBytes(64), Buffer.from(marker.padEnd(17, '.'))]);
 }
 

@@ -8,7 +8,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { rmSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Config } from '../../src/config.ts';
+import { DEFAULTS, type Config } from '../../src/config.ts';
 import { generateVapidKeys, signVapidToken, vapidAuthorization } from '../../src/vapid/sign.ts';
 import { H2Client, REL_PUSH, REL_RECEIPT, REL_SET, links, type Pushed } from '../helpers/h2-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -508,12 +508,12 @@ describe('monitor (RFC 8030 6)', () => {
     await noPush.close();
   });
 
-  test('the per-user-agent cap (429) and the size limit (413) apply to RFC 8030 subscriptions', async () => {
+  test('the stored-message cap (429) and the size limit (413) apply to RFC 8030 subscriptions', async () => {
     const c = await client();
     const sub = await c.subscribe();
     const big = await c.send(sub.push, { body: Buffer.alloc(5000) });
     assert.equal(big.status, 413);
-    for (let i = 0; i < 200; i++) assert.equal((await c.send(sub.push)).status, 201);
+    for (let i = 0; i < DEFAULTS.maxStoredPerSubscription; i++) assert.equal((await c.send(sub.push)).status, 201);
     const full = await c.send(sub.push);
     assert.equal(full.status, 429);
     assert.equal(full.headers['retry-after'], '60');
