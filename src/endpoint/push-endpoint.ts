@@ -12,7 +12,7 @@ import { parseReceiptRequest } from '../rfc8030/receipt-request.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
 import { parseVapidAuthorization } from '../vapid/authorization.ts';
 import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
-import { checkBody, parseEncoding, parsePushHeaders } from './push-headers.ts';
+import { ENCRYPTION_HEADERS_ALLOWANCE, checkBody, parseEncoding, parsePushHeaders, storedHeaderBytes } from './push-headers.ts';
 
 export interface PushEndpointOptions {
   capabilities: Capabilities;
@@ -54,6 +54,16 @@ export class PushEndpoint {
     this.#checkVapid(req, target);
     const body = await readBody(req, o.maxBodyBytes);
     const encoding = body.length > 0 ? parseEncoding(req.headers) : null;
+    // stored and forwarded with the body, so they count with it past what a valid aesgcm needs
+    const headerBytes = storedHeaderBytes(encoding);
+    const maxStored = o.maxBodyBytes + ENCRYPTION_HEADERS_ALLOWANCE;
+    if (body.length + headerBytes > maxStored) {
+      throw new PushError(
+        413,
+        Errno.payloadTooLarge,
+        `Message body and its Encryption and Crypto-Key headers must be at most ${maxStored} bytes together (the headers take ${headerBytes})`,
+      );
+    }
     checkBody(body, encoding);
     const message = {
       uaid: target.uaid,

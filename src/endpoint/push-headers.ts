@@ -74,6 +74,26 @@ function withoutVapidKey(cryptoKey: string): string {
     .join(', ');
 }
 
+/**
+ * The longest Encryption and Crypto-Key headers taken, in bytes. They are stored with the message
+ * and forwarded: what a valid one needs, with room (`keyid="p256dh";salt="…";rs=4096` is some 50
+ * bytes; `keyid="p256dh";dh="…";p256ecdsa="…"` with padding some 210).
+ */
+export const MAX_ENCRYPTION_HEADER = 128;
+export const MAX_CRYPTO_KEY_HEADER = 320;
+
+/**
+ * Encryption and Crypto-Key bytes a message may have on top of a body of --max-message-size: what
+ * a valid aesgcm salt and dh take in any spelling (some 160 bytes), so that a 4096-byte body with
+ * them is accepted (RFC 8030 7.2). Header bytes past this take from the body's room.
+ */
+export const ENCRYPTION_HEADERS_ALLOWANCE = 192;
+
+/** The bytes of a message's headers that are stored and forwarded with it (they count with the body). */
+export function storedHeaderBytes(encoding: EncodingHeaders | null): number {
+  return Buffer.byteLength(encoding?.encryption ?? '') + Buffer.byteLength(encoding?.cryptoKey ?? '');
+}
+
 /** The encoding headers of a non-empty body (an empty one needs none, and they are ignored). */
 export function parseEncoding(headers: IncomingHttpHeaders): EncodingHeaders | null {
   const ce = one(headers, 'content-encoding');
@@ -81,6 +101,12 @@ export function parseEncoding(headers: IncomingHttpHeaders): EncodingHeaders | n
   const encoding = ce.trim().toLowerCase();
   const encryption = one(headers, 'encryption');
   const cryptoKey = one(headers, 'crypto-key');
+  if (encryption !== undefined && Buffer.byteLength(encryption) > MAX_ENCRYPTION_HEADER) {
+    throw bad(Errno.invalidEncryption, `Encryption header longer than ${MAX_ENCRYPTION_HEADER} bytes`);
+  }
+  if (cryptoKey !== undefined && Buffer.byteLength(cryptoKey) > MAX_CRYPTO_KEY_HEADER) {
+    throw bad(Errno.invalidEncryption, `Crypto-Key header longer than ${MAX_CRYPTO_KEY_HEADER} bytes`);
+  }
   if (encoding === 'aes128gcm') {
     // the salt and sender key travel in the body's header: separate ones would be ignored silently
     if (encryption !== undefined && headerParams(encryption).has('salt')) {

@@ -15,6 +15,8 @@ import { RequestAborted } from './body.ts';
 import { sendError } from './respond.ts';
 
 const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
+/** RST_STREAM code of an HTTP/2 request over a limit, as nghttp2 resets one over the header list size. */
+const ENHANCE_YOUR_CALM = 11;
 const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
 
 /** The first path segment, for logs: never the path itself (it holds capability tokens). */
@@ -41,6 +43,15 @@ export interface PublicRoutes {
   demo?: DemoHandler;
   /** The client address the per-address limit keys (default: the peer's). */
   clientAddress?: (req: AnyRequest) => string | undefined;
+  /** `--max-header-size`: an HTTP/2 header list larger than this has its stream reset. */
+  maxHeaderBytes?: number;
+}
+
+/** RFC 9113 6.5.2: a header list's size is its names and values plus 32 bytes per field. */
+export function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += Buffer.byteLength(field);
+  return size + 32 * (rawHeaders.length / 2);
 }
 
 export function createRequestListener({
@@ -52,6 +63,7 @@ export function createRequestListener({
   registrations,
   demo,
   clientAddress = (req) => remoteAddressOf(req.socket),
+  maxHeaderBytes = Infinity,
 }: PublicRoutes) {
   // one shared listener: counting a response allocates nothing per request
   function counted(this: CountedResponse): void {
@@ -92,6 +104,12 @@ export function createRequestListener({
   }
 
   return (req: AnyRequest, res: AnyResponse): void => {
+    // nghttp2 holds a client to SETTINGS_MAX_HEADER_LIST_SIZE only once it has acknowledged the
+    // setting: the first requests of a session, sent before that, are held to it here
+    if (res.stream && headerListSize(req.rawHeaders) > maxHeaderBytes) {
+      log.debug({ method: req.method, route: routeOf(req.url) }, 'HTTP/2 request refused: header list over --max-header-size');
+      return res.stream.close(ENHANCE_YOUR_CALM);
+    }
     if (metrics) (res as unknown as CountedResponse).once('finish', counted);
     route(req, res).catch((err: unknown) => {
       if (err instanceof RequestAborted) {
