@@ -28,6 +28,11 @@ export interface Config {
   maxBufferedBytes: number;
   /** Frames of one WebSocket connection waiting to be handled before the server stops reading it. */
   maxPendingFrames: number;
+  /** A megaphone-style API polled for broadcast versions ({"broadcasts": {id: version}}). */
+  broadcastUrl: string | undefined;
+  /** Its Authorization (a bearer token, or a whole header value with its scheme). */
+  broadcastToken: string | undefined;
+  broadcastPollIntervalMs: number;
   maxMessageBytes: number;
   /** Longer TTLs are kept at this many seconds (and the 201 says so). */
   maxTtl: number;
@@ -93,6 +98,9 @@ export const DEFAULTS: Config = {
   maxStoreMib: 0,
   maxBufferedBytes: 256 * 1024,
   maxPendingFrames: 16,
+  broadcastUrl: undefined,
+  broadcastToken: undefined,
+  broadcastPollIntervalMs: 30_000,
   maxMessageBytes: 4096,
   maxTtl: 30 * 24 * 3600,
   sync: 'full',

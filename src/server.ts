@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DeadlineWheel } from './common/deadline-wheel.ts';
 import { publicUrlOf, type Config } from './config.ts';
-import { BroadcastTable } from './connect/broadcasts.ts';
+import { BroadcastPoller } from './connect/broadcast-poller.ts';
+import { BroadcastTable, type Versions } from './connect/broadcasts.ts';
 import { Close } from './connect/protocol.ts';
 import type { Session } from './connect/session.ts';
 import { UserAgentServer } from './connect/ws-server.ts';
@@ -52,6 +53,13 @@ export interface WebPushServer {
   readonly metrics: Metrics;
   readonly router: LocalRouter;
   readonly store: SqliteStore;
+  /** The broadcast versions in use. */
+  broadcasts(): Versions;
+  /**
+   * Sets broadcast versions (new ids are added): stored, then every connected user agent that
+   * subscribed to a changed id is told. Resolves with the changed ids.
+   */
+  setBroadcasts(versions: Versions): Promise<string[]>;
   /**
    * Removes what expired (messages, receipts, receipt subscriptions, user agents not seen for
    * `userAgentExpiryDays`), queues the 410 receipts of expired messages and tells open
@@ -107,6 +115,20 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const stats = new StoreStats(dbPath);
   const quota = new DiskQuota({ dbPath, minFreeBytes: config.minFreeDiskMib * MIB, maxStoreBytes: config.maxStoreMib * MIB });
   const pipeline = new Pipeline(store, router, metrics, quota);
+  // the store keeps what was set while running; the configured table is applied over it
+  const broadcasts = new BroadcastTable(await store.broadcasts());
+  const setBroadcasts = async (versions: Versions): Promise<string[]> => {
+    const changes = broadcasts.changes(versions);
+    if (Object.keys(changes).length === 0) return [];
+    await store.putBroadcasts(changes);
+    const changed = broadcasts.set(changes);
+    log.info({ broadcasts: changes }, 'broadcast versions changed');
+    return changed;
+  };
+  await setBroadcasts(Object.fromEntries(config.broadcasts));
+  const poller = config.broadcastUrl
+    ? new BroadcastPoller({ url: config.broadcastUrl, token: config.broadcastToken, intervalMs: config.broadcastPollIntervalMs, apply: setBroadcasts, log })
+    : null;
 
   const readTls = () => (config.tlsCert ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) } : undefined);
   const tls = readTls();
@@ -169,7 +191,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     pipeline,
     router,
     wheel,
-    broadcasts: new BroadcastTable(config.broadcasts),
+    broadcasts,
     settings: {
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       pingIntervalMs: config.pingIntervalMs,
@@ -210,6 +232,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     limits: rateLimiter,
     registrations,
     clientAddress,
+    maxHeaderBytes: config.maxHeaderBytes,
     ...(config.demo === 'on' ? { demo: createDemo({ publicUrl: url, dataDir: config.dataDir, log }) } : {}),
   });
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
@@ -258,6 +281,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   }
 
   log.info({ url, listen: `${config.host}:${port}`, dataDir: config.dataDir }, 'listening');
+  poller?.start();
 
   return {
     url,
@@ -267,6 +291,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     router,
     store,
     sweep,
+    broadcasts: () => broadcasts.all(),
+    setBroadcasts,
     reload() {
       let ok = true;
       try {
@@ -289,6 +315,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     },
     async close() {
       closing = true;
+      poller?.stop();
       clearInterval(sweeper);
       wheel.stop();
       const closed = http.close();

@@ -27,10 +27,11 @@ export function serveCommand(): Command {
   }
   return cmd.action(async (o: Record<string, unknown>) => {
     let config: Config;
+    const flags: Partial<Record<keyof Config, string | string[]>> = {};
+    for (const [key, name] of attribute) if (o[name] !== undefined) flags[key] = o[name] as string | string[];
+    const load = () => loadConfig({ flags, env: process.env, configFile: o.config as string | undefined }).config;
     try {
-      const flags: Partial<Record<keyof Config, string | string[]>> = {};
-      for (const [key, name] of attribute) if (o[name] !== undefined) flags[key] = o[name] as string | string[];
-      config = loadConfig({ flags, env: process.env, configFile: o.config as string | undefined }).config;
+      config = load();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`config error: ${err.message}\n`);
@@ -73,7 +74,17 @@ export function serveCommand(): Command {
     process.on('SIGTERM', stop);
     // token secrets after `webpushd secret rotate|retire`, a renewed TLS certificate: without
     // dropping a connection
-    process.on('SIGHUP', () => void server.reload());
+    process.on('SIGHUP', () => {
+      server.reload();
+      // the configured broadcast versions (flags, environment, file) are applied again
+      let broadcasts: Map<string, string>;
+      try {
+        broadcasts = load().broadcasts;
+      } catch (err) {
+        return void log.error({ err: (err as Error).message }, 'reloading the configuration failed: the broadcast versions in use stay');
+      }
+      server.setBroadcasts(Object.fromEntries(broadcasts)).catch((err: unknown) => log.error({ err }, 'applying the configured broadcast versions failed'));
+    });
   });
 }
 

@@ -27,10 +27,14 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** An optional field: JSON `null` means absent, as autopush reads it (clients send `"key": null`). */
+const optional = (value: unknown): unknown => (value === null ? undefined : value);
+
 function optionalCode(m: Json): number | undefined {
-  if (m.code === undefined) return undefined;
-  if (!Number.isInteger(m.code)) throw new ProtocolViolation('code must be an integer');
-  return m.code as number;
+  const code = optional(m.code);
+  if (code === undefined) return undefined;
+  if (!Number.isInteger(code)) throw new ProtocolViolation('code must be an integer');
+  return code as number;
 }
 
 function channel(m: Json): { channelID: string; chid: Buffer } {
@@ -40,7 +44,7 @@ function channel(m: Json): { channelID: string; chid: Buffer } {
 }
 
 function broadcasts(value: unknown): Broadcasts {
-  if (value === undefined) return {};
+  if (optional(value) === undefined) return {};
   if (!isObject(value) || !Object.values(value).every((v) => typeof v === 'string')) {
     throw new ProtocolViolation('broadcasts must map ids to version strings');
   }
@@ -68,10 +72,13 @@ export function parseClientMessage(text: string): ClientMessage {
   if (typeof type !== 'string') throw new ProtocolViolation('messageType must be a string');
   switch (type.toLowerCase()) {
     case 'hello':
-      return { messageType: 'hello', uaid: m.uaid, broadcasts: broadcasts(m.broadcasts) };
+      // channelIDs (the channels the client believes it has) is not needed: the store knows them
+      if (optional(m.channelIDs) !== undefined && !Array.isArray(m.channelIDs)) throw new ProtocolViolation('channelIDs must be an array');
+      return { messageType: 'hello', uaid: optional(m.uaid), broadcasts: broadcasts(m.broadcasts) };
     case 'register': {
-      if (m.key !== undefined && typeof m.key !== 'string') throw new ProtocolViolation('key must be a string');
-      return { messageType: 'register', ...channel(m), key: m.key as string | undefined };
+      const key = optional(m.key);
+      if (key !== undefined && typeof key !== 'string') throw new ProtocolViolation('key must be a string');
+      return { messageType: 'register', ...channel(m), key: key as string | undefined };
     }
     case 'unregister':
       return { messageType: 'unregister', ...channel(m), code: optionalCode(m) };
@@ -94,7 +101,7 @@ export function parseClientMessage(text: string): ClientMessage {
   }
 }
 
-export function helloReply(uaid: string, broadcasts: Broadcasts): string {
+export function helloReply(uaid: string, broadcasts: Record<string, unknown>): string {
   return JSON.stringify({ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts });
 }
 

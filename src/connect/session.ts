@@ -12,7 +12,7 @@ import { StoreUnavailable } from '../store/errors.ts';
 import type { Store } from '../store/types.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { publicKeyHash } from '../vapid/verify.ts';
-import type { BroadcastTable } from './broadcasts.ts';
+import type { BroadcastListener, BroadcastTable, Versions } from './broadcasts.ts';
 import {
   Close,
   PING_REPLY,
@@ -83,7 +83,7 @@ async function storeStatus(write: Promise<unknown>): Promise<number> {
   }
 }
 
-export class Session implements Connection, HasDeadline {
+export class Session implements Connection, HasDeadline, BroadcastListener {
   deadline = 0;
   deadlineTick = 0;
   readonly #ws: WebSocket;
@@ -105,6 +105,8 @@ export class Session implements Connection, HasDeadline {
   #waitingForDrain = false;
   readonly #socket: Duplex;
   readonly #address: string | undefined;
+  /** The broadcast ids this user agent subscribed to (it hears of their changes). */
+  #broadcastIds: Set<string> | null = null;
 
   /** `socket`: the connection under `ws` (its 'drain' says the user agent read); `address`: the client's. */
   constructor(ws: WebSocket, ctx: SessionContext, socket: Duplex, address?: string) {
@@ -257,6 +259,19 @@ export class Session implements Connection, HasDeadline {
     if (this.#uaid) this.#ctx.router.detach(this.#uaid, this);
     this.#state = 'closed';
     this.#ctx.wheel.cancel(this);
+    if (this.#broadcastIds) this.#ctx.broadcasts.unlisten(this, this.#broadcastIds);
+  }
+
+  broadcastsChanged(changes: Versions): void {
+    if (this.#state === 'identified') this.#reply(broadcastMessage(changes));
+  }
+
+  /** Replies what differs (and the unknown ids), and listens to the known ones from now on. */
+  #subscribeBroadcasts(client: Versions): Record<string, unknown> {
+    const table = this.#ctx.broadcasts;
+    const fresh = Object.keys(client).filter((id) => !this.#broadcastIds?.has(id));
+    for (const id of table.listen(this, fresh)) (this.#broadcastIds ??= new Set()).add(id);
+    return table.subscribe(client);
   }
 
   async #onText(text: string): Promise<void> {
@@ -291,7 +306,7 @@ export class Session implements Connection, HasDeadline {
         this.#ctx.log.info({ code: msg.code }, 'user agent could not deliver a message');
         return;
       case 'broadcast_subscribe': {
-        const reply = this.#ctx.broadcasts.subscribe(msg.broadcasts);
+        const reply = this.#subscribeBroadcasts(msg.broadcasts);
         if (Object.keys(reply).length > 0) this.#reply(broadcastMessage(reply));
         return;
       }
@@ -308,7 +323,7 @@ export class Session implements Connection, HasDeadline {
     this.#state = 'identified';
     this.#ctx.router.attach(uaid, this);
     this.#ctx.wheel.schedule(this, Date.now() + this.#ctx.settings.pingIntervalMs);
-    this.#reply(helloReply(formatUaid(uaid), this.#ctx.broadcasts.changed(broadcasts)));
+    this.#reply(helloReply(formatUaid(uaid), this.#subscribeBroadcasts(broadcasts)));
     await this.#sendNextBatch();
   }
 

@@ -115,6 +115,10 @@ CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT 
   `
 CREATE INDEX messages_by_subscription ON messages (uaid, chid, id);
 `,
+  // 6: broadcast versions, so that a change made while running survives a restart
+  `
+CREATE TABLE broadcasts (id TEXT PRIMARY KEY, version TEXT NOT NULL) WITHOUT ROWID;
+`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -241,7 +245,9 @@ type Query =
   | 'touchUa'
   | 'idleUas'
   | 'delIdleUa'
-  | 'probe';
+  | 'probe'
+  | 'broadcasts'
+  | 'putBroadcast';
 
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -342,6 +348,8 @@ export class SqliteStore implements Store {
       ),
       delReceiptsOf: p('DELETE FROM receipts WHERE sub = ?'),
       probe: p('INSERT INTO write_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1'),
+      broadcasts: p('SELECT id, version FROM broadcasts'),
+      putBroadcast: p('INSERT INTO broadcasts (id, version) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET version = ?2'),
     };
   }
 
@@ -556,6 +564,16 @@ export class SqliteStore implements Store {
       const receiptSubscriptions = (this.#q.sweepReceiptSubs.all(now) as unknown as { id: Uint8Array }[]).map((r) => buf(r.id));
       for (const id of receiptSubscriptions) this.#q.delReceiptsOf.run(id);
       return { expired, receipts, receiptSubscriptions };
+    });
+  }
+
+  broadcasts(): Promise<Map<string, string>> {
+    return this.#read(() => new Map((this.#q.broadcasts.all() as { id: string; version: string }[]).map((r) => [r.id, r.version])));
+  }
+
+  putBroadcasts(versions: Readonly<Record<string, string>>): Promise<void> {
+    return this.#tx.run(() => {
+      for (const [id, version] of Object.entries(versions)) this.#q.putBroadcast.run(id, version);
     });
   }
 

@@ -134,6 +134,10 @@ export interface Store {
   sweep(): Promise<SweepResult>;
   /** Deletes expired messages; returns how many (`sweep` without the details). */
   sweepExpired(): Promise<number>;
+  /** The broadcast versions set while running (src/connect/broadcasts.ts). */
+  broadcasts(): Promise<Map<string, string>>;
+  /** Sets broadcast versions (new ids are added). */
+  putBroadcasts(versions: Readonly<Record<string, string>>): Promise<void>;
   /**
    * null while the store can read and write; else why not (readiness). While writes fail it
    * tries one, so it reports recovery without waiting for other traffic.
