@@ -32,10 +32,8 @@
 //      before and after K more idle user agents (hello + one register each).
 // All child processes and temp dirs are removed at the end, also on failure or Ctrl-C.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
-import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -53,6 +51,7 @@ import {
   type Reply,
 } from './common.ts';
 import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
+import { cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN_DEFAULT = join(ROOT, 'src/cli/main.ts');
@@ -113,52 +112,7 @@ const MAIN = argv['webpushd-main'] ?? MAIN_DEFAULT;
 
 type Kind = 'webpushd' | 'baseline';
 
-// ---- process and temp-dir bookkeeping: everything started here is stopped here ----
-
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
-let cleaningUp: Promise<void> | null = null;
-
-function track<T extends ChildProcess>(proc: T): T {
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  return proc;
-}
-
-function exited(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => proc.once('exit', () => resolve()));
-}
-
-async function terminate(proc: ChildProcess, graceMs = 5000): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const done = exited(proc);
-  if (await Promise.race([done.then(() => true), sleep(graceMs).then(() => false)])) return;
-  proc.kill('SIGKILL');
-  await done;
-}
-
-function cleanup(): Promise<void> {
-  cleaningUp ??= (async () => {
-    await Promise.all([...children].map((c) => terminate(c, 3000)));
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  })();
-  return cleaningUp;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping every process started by the benchmark`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+cleanupOnSignals();
 
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
@@ -215,28 +169,6 @@ interface ServerHandle {
   dataDir: string | null;
   output(): string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
-
-function healthy(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = get({ host: '127.0.0.1', port, path: '/health', agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.setTimeout(1000, () => req.destroy());
-  });
 }
 
 interface StartOptions {

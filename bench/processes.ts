@@ -1,0 +1,80 @@
+// Process and temp-dir bookkeeping shared by the benchmarks: everything a benchmark starts is
+// stopped, and every temp dir removed, when it ends or is interrupted.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sleep } from './common.ts';
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+let cleaningUp: Promise<void> | null = null;
+
+export function track<T extends ChildProcess>(proc: T): T {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+
+export function exited(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => proc.once('exit', () => resolve()));
+}
+
+export async function terminate(proc: ChildProcess, graceMs = 5000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  const done = exited(proc);
+  if (await Promise.race([done.then(() => true), sleep(graceMs).then(() => false)])) return;
+  proc.kill('SIGKILL');
+  await done;
+}
+
+export function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    await Promise.all([...children].map((c) => terminate(c, 3000)));
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  })();
+  return cleaningUp;
+}
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** GET /health answers 200. */
+export function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/health', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(1000, () => req.destroy());
+  });
+}
+
+/** Stops everything on SIGINT, SIGTERM and SIGHUP. */
+export function cleanupOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping every process started by the benchmark`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+}
