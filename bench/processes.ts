@@ -1,12 +1,12 @@
 // Process and temp-dir bookkeeping shared by the benchmarks: everything a benchmark starts is
 // stopped, and every temp dir removed, when it ends or is interrupted.
-import type { ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './common.ts';
+import { sleep, type Reply } from './common.ts';
 
 const children = new Set<ChildProcess>();
 const tempDirs: string[] = [];
@@ -76,5 +76,45 @@ export function cleanupOnSignals(): void {
       console.error(`\n${signal}: stopping every process started by the benchmark`);
       void cleanup().finally(() => process.exit(130));
     });
+  }
+}
+
+/** A helper forked with an IPC channel (bench/ua-swarm.ts, bench/probe.ts, …): request/reply. */
+export class Helper {
+  readonly proc: ChildProcess;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #next = 0;
+
+  constructor(script: string) {
+    this.proc = track(fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc.on('message', (raw) => {
+      const r = raw as Reply;
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.body);
+      else p.reject(new Error(`${script}: ${r.error}`));
+    });
+    this.proc.once('exit', (code, signal) => {
+      for (const p of this.#pending.values()) p.reject(new Error(`${script} exited (${code ?? signal})`));
+      this.#pending.clear();
+    });
+  }
+
+  request<T>(body: Record<string, unknown>): Promise<T> {
+    const id = ++this.#next;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ id, body });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.connected) {
+      await Promise.race([this.request({ type: 'close' }).catch(() => {}), sleep(5000)]);
+      this.proc.disconnect();
+    }
+    await Promise.race([exited(this.proc), sleep(3000)]);
+    await terminate(this.proc, 1000);
   }
 }

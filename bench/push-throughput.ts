@@ -31,7 +31,7 @@
 //   5. memory per idle connection: RSS (and the heap after a forced GC, via bench/mem-report.ts)
 //      before and after K more idle user agents (hello + one register each).
 // All child processes and temp dirs are removed at the end, also on failure or Ctrl-C.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -48,10 +48,9 @@ import {
   summarize,
   systemCpu,
   type LatencySummary,
-  type Reply,
 } from './common.ts';
 import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
-import { cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
+import { Helper, cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN_DEFAULT = join(ROOT, 'src/cli/main.ts');
@@ -115,47 +114,6 @@ type Kind = 'webpushd' | 'baseline';
 cleanupOnSignals();
 
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-// ---- helpers forked with an IPC channel (bench/ua-swarm.ts, bench/probe.ts) ----
-
-class Helper {
-  readonly proc: ChildProcess;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  #next = 0;
-
-  constructor(script: string) {
-    this.proc = track(fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-    this.proc.on('message', (raw) => {
-      const r = raw as Reply;
-      const p = this.#pending.get(r.id);
-      if (!p) return;
-      this.#pending.delete(r.id);
-      if (r.ok) p.resolve(r.body);
-      else p.reject(new Error(`${script}: ${r.error}`));
-    });
-    this.proc.once('exit', (code, signal) => {
-      for (const p of this.#pending.values()) p.reject(new Error(`${script} exited (${code ?? signal})`));
-      this.#pending.clear();
-    });
-  }
-
-  request<T>(body: Record<string, unknown>): Promise<T> {
-    const id = ++this.#next;
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.proc.send({ id, body });
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.proc.connected) {
-      await Promise.race([this.request({ type: 'close' }).catch(() => {}), sleep(5000)]);
-      this.proc.disconnect();
-    }
-    await Promise.race([exited(this.proc), sleep(3000)]);
-    await terminate(this.proc, 1000);
-  }
-}
 
 // ---- servers under test ----
 
