@@ -7,6 +7,7 @@ export type VapidCredentials = {
   token: string;
   /** base64url, no padding */
   publicKey: string;
+  /** `webpush`: the token in `WebPush <jwt>` or `Bearer <jwt>` with the key in Crypto-Key. */
   scheme: 'vapid' | 'webpush';
 };
 
@@ -21,8 +22,9 @@ const SCHEME_PREFIX = new RegExp(`^${TCHAR}{1,20}`);
 
 /**
  * Returns null when there is no Authorization header at all (an unrestricted send), the
- * credentials for `vapid t=..., k=...` or legacy `WebPush <jwt>` + `Crypto-Key: p256ecdsa=...`,
- * and an error for anything else.
+ * credentials for `vapid t=..., k=...` (RFC 8292), or for the early drafts' `WebPush <jwt>` and
+ * `Bearer <jwt>` with `Crypto-Key: p256ecdsa=...` (autopush accepts all three; scheme names are
+ * case-insensitive), and an error for anything else.
  */
 export function parseVapidAuthorization(
   authorization: string | undefined,
@@ -37,11 +39,12 @@ export function parseVapidAuthorization(
     case 'vapid':
       return parseVapid(rest);
     case 'webpush':
-      return parseWebPush(rest, cryptoKey);
+    case 'bearer':
+      return parseWebPush(scheme, rest, cryptoKey);
     case '':
       return { error: 'Authorization header is empty' };
     default:
-      return { error: `Authorization scheme ${describeScheme(scheme)} is not vapid or WebPush` };
+      return { error: `Authorization scheme ${describeScheme(scheme)} is not vapid, WebPush or Bearer` };
   }
 }
 
@@ -66,10 +69,11 @@ function parseVapid(rest: string): VapidCredentials | VapidParseError {
   return { token, publicKey: key, scheme: 'vapid' };
 }
 
-function parseWebPush(token: string, cryptoKey: string | undefined): VapidCredentials | VapidParseError {
-  if (token === '') return { error: 'WebPush Authorization lacks the token' };
-  if (/[\s,]/.test(token)) return { error: 'WebPush Authorization must hold only the token' };
-  if (cryptoKey === undefined) return { error: 'WebPush Authorization needs a Crypto-Key header with p256ecdsa=' };
+function parseWebPush(scheme: string, token: string, cryptoKey: string | undefined): VapidCredentials | VapidParseError {
+  const name = scheme.toLowerCase() === 'bearer' ? 'Bearer' : 'WebPush';
+  if (token === '') return { error: `${name} Authorization lacks the token` };
+  if (/[\s,]/.test(token)) return { error: `${name} Authorization must hold only the token` };
+  if (cryptoKey === undefined) return { error: `${name} Authorization needs a Crypto-Key header with p256ecdsa=` };
   const key = findCryptoKeyParam(cryptoKey, 'p256ecdsa');
   if (key === undefined) return { error: 'Crypto-Key lacks p256ecdsa=' };
   if (key === null) return { error: 'Crypto-Key repeats p256ecdsa= with different values' };

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { generateVapidKeys, signVapidToken } from '../../src/vapid/sign.ts';
 import { aes128gcmBody } from '../helpers/bodies.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
@@ -69,5 +70,38 @@ describe('null means absent in client messages', () => {
       ua.send(frame);
       assert.equal((await ua.closed).code, 1002, JSON.stringify(frame));
     }
+  });
+});
+
+describe('VAPID in the form of the early drafts', () => {
+  test('Authorization: Bearer <jwt> with Crypto-Key: p256ecdsa=<key> is verified like WebPush (any case of the scheme)', async () => {
+    const keys = generateVapidKeys();
+    const ua = await TestUserAgent.connect(s.wsUrl);
+    await ua.hello();
+    const endpoint = String((await ua.register(randomUUID(), keys.publicKey)).pushEndpoint);
+    assert.match(endpoint, /\/wpush\/v2\//);
+    const send = async (authorization: string, cryptoKey: string) => {
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { ttl: '60', 'content-encoding': 'aes128gcm', authorization, 'crypto-key': cryptoKey },
+        body: aes128gcmBody(),
+      });
+      return { status: res.status, body: await res.text() };
+    };
+    const jwt = (k = keys) => signVapidToken({ aud: new URL(s.url).origin, exp: Math.floor(Date.now() / 1000) + 600, sub: 'mailto:ops@example.com' }, k);
+    for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+      assert.equal((await send(`${scheme} ${jwt()}`, `p256ecdsa=${keys.publicKey}`)).status, 201, scheme);
+      assert.equal((await ua.next('notification')).messageType, 'notification');
+    }
+    // a valid signature by another key than the subscription's: 403 (RFC 8292 4.2), as for every form
+    const other = generateVapidKeys();
+    assert.equal((await send(`Bearer ${jwt(other)}`, `p256ecdsa=${other.publicKey}`)).status, 403);
+    // a signature that does not match the key given
+    const refused = await send(`Bearer ${jwt(other)}`, `p256ecdsa=${keys.publicKey}`);
+    assert.equal(refused.status, 401);
+    assert.equal((JSON.parse(refused.body) as { errno: number }).errno, 109);
+    // Bearer without the key
+    assert.equal((await send(`Bearer ${jwt()}`, 'dh=abc')).status, 401);
+    await ua.close();
   });
 });

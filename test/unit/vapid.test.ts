@@ -173,7 +173,7 @@ test('parseVapidAuthorization accepts the vapid forms', () => {
   assert.deepEqual(parseVapidAuthorization('vapid t=a.b.c, k=BKEY', 'p256ecdsa=OTHER'), expected);
 });
 
-test('parseVapidAuthorization accepts legacy WebPush with Crypto-Key', () => {
+test('parseVapidAuthorization accepts legacy WebPush and Bearer with Crypto-Key, any case of the scheme', () => {
   const expected = { token: 'a.b.c', publicKey: 'BKEY', scheme: 'webpush' };
   for (const [authorization, cryptoKey] of [
     ['WebPush a.b.c', 'p256ecdsa=BKEY'],
@@ -182,6 +182,9 @@ test('parseVapidAuthorization accepts legacy WebPush with Crypto-Key', () => {
     ['WebPush a.b.c', 'dh="abc"; P256ECDSA="BKEY=";keyid=p1'],
     ['WebPush a.b.c', 'keyid=p1; dh=abc,p256ecdsa=BKEY,p256ecdsa=BKEY'],
     ['WebPush a.b.c', 'junk, p256ecdsa=BKEY'],
+    ['Bearer a.b.c', 'p256ecdsa=BKEY'],
+    ['bearer a.b.c', 'dh=abc;p256ecdsa=BKEY'],
+    ['BEARER a.b.c', 'p256ecdsa="BKEY="'],
   ] as const) {
     assert.deepEqual(parseVapidAuthorization(authorization, cryptoKey), expected, `${authorization} / ${cryptoKey}`);
   }
@@ -192,8 +195,10 @@ test('parseVapidAuthorization: no header -> null, malformed -> precise errors', 
   assert.equal(parseVapidAuthorization(undefined, 'p256ecdsa=BKEY'), null);
   const cases: [string, string | undefined, string][] = [
     ['', undefined, 'Authorization header is empty'],
-    ['Bearer abc', undefined, 'Authorization scheme "Bearer" is not vapid or WebPush'],
-    ['key=AIzaSecret', undefined, 'Authorization scheme "key" is not vapid or WebPush'],
+    ['Bearer abc', undefined, 'Bearer Authorization needs a Crypto-Key header with p256ecdsa='],
+    ['Bearer', 'p256ecdsa=BKEY', 'Bearer Authorization lacks the token'],
+    ['Basic dXNlcjpwYXNz', undefined, 'Authorization scheme "Basic" is not vapid, WebPush or Bearer'],
+    ['key=AIzaSecret', undefined, 'Authorization scheme "key" is not vapid, WebPush or Bearer'],
     ['vapid', undefined, 'vapid Authorization lacks t='],
     ['vapid k=BKEY', undefined, 'vapid Authorization lacks t='],
     ['vapid t=a.b.c', undefined, 'vapid Authorization lacks k='],
