@@ -3,6 +3,7 @@
 // past the trusted hops: the first untrusted one is the client; anything before it could be
 // forged by the client itself).
 import { BlockList, isIP } from 'node:net';
+import { isLoopback } from './addresses.ts';
 
 /** `a.b.c.d`, an IPv6 address, or either with a `/prefix`: the form of a trusted-proxy entry. */
 export function isAddressOrRange(entry: string): boolean {
@@ -15,9 +16,15 @@ export function isAddressOrRange(entry: string): boolean {
 
 export class ClientAddresses {
   readonly #trusted: BlockList | null;
+  #onUntrustedProxy: ((peer: string) => void) | undefined;
 
-  /** `trusted`: proxies whose X-Forwarded-For is believed (entries as isAddressOrRange). */
-  constructor(trusted: readonly string[]) {
+  /**
+   * `trusted`: proxies whose X-Forwarded-For is believed (entries as isAddressOrRange).
+   * `onUntrustedProxy`: told once of the first loopback peer that sends X-Forwarded-For without
+   * being trusted: most likely a proxy on this host that --trusted-proxies does not name.
+   */
+  constructor(trusted: readonly string[], onUntrustedProxy?: (peer: string) => void) {
+    this.#onUntrustedProxy = onUntrustedProxy;
     if (trusted.length === 0) {
       this.#trusted = null;
       return;
@@ -34,7 +41,14 @@ export class ClientAddresses {
 
   /** The client address behind `peer`, given the request's X-Forwarded-For header. */
   of(peer: string | undefined, forwarded: string | string[] | undefined): string | undefined {
-    if (!this.#trusted || peer === undefined || forwarded === undefined || !this.#isTrusted(peer)) return peer;
+    if (peer === undefined || forwarded === undefined) return peer;
+    if (!this.#trusted || !this.#isTrusted(peer)) {
+      if (this.#onUntrustedProxy && isLoopback(peer)) {
+        this.#onUntrustedProxy(peer);
+        this.#onUntrustedProxy = undefined;
+      }
+      return peer;
+    }
     const hops = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded).split(',');
     let client = peer;
     for (let i = hops.length - 1; i >= 0; i--) {

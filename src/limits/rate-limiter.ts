@@ -1,7 +1,7 @@
 // The rate limits of the application-server API: per client address (POST /wpush/…,
 // POST /subscribe) and per subscription (POST /wpush/…). Over the limit: 429 with Retry-After.
 import { Errno, PushError } from '../common/push-error.ts';
-import { isExempt } from './addresses.ts';
+import { isExempt, limitKey } from './addresses.ts';
 import { TokenBuckets, type Clock } from './token-bucket.ts';
 
 export interface RateLimitOptions {
@@ -10,6 +10,8 @@ export interface RateLimitOptions {
   perAddressRate: number;
   perAddressBurst: number;
   exemptLoopback: boolean;
+  /** IPv6 addresses are keyed by this many leading bits (see limitKey); default 64. */
+  ipv6Prefix?: number;
   /** Told of each request refused, by the limit that refused it (metrics). */
   onLimited?: (limit: 'subscription' | 'address') => void;
   maxKeys?: number;
@@ -26,6 +28,7 @@ export class RateLimiter {
   readonly #subscriptions: TokenBuckets;
   readonly #addresses: TokenBuckets;
   readonly #exemptLoopback: boolean;
+  readonly #ipv6Prefix: number;
   readonly #onLimited: RateLimitOptions['onLimited'];
 
   constructor(o: RateLimitOptions) {
@@ -33,13 +36,14 @@ export class RateLimiter {
     this.#subscriptions = new TokenBuckets({ rate: o.perSubscriptionRate, burst: o.perSubscriptionBurst, ...common });
     this.#addresses = new TokenBuckets({ rate: o.perAddressRate, burst: o.perAddressBurst, ...common });
     this.#exemptLoopback = o.exemptLoopback;
+    this.#ipv6Prefix = o.ipv6Prefix ?? 64;
     this.#onLimited = o.onLimited;
   }
 
   /** Throws the 429 when `address` is over its rate. */
   checkAddress(address: string | undefined): void {
     if (!this.#addresses.enabled || address === undefined || isExempt(address, this.#exemptLoopback)) return;
-    const wait = this.#addresses.take(address);
+    const wait = this.#addresses.take(limitKey(address, this.#ipv6Prefix));
     if (wait > 0) {
       this.#onLimited?.('address');
       throw tooManyRequests('from this address', wait);
