@@ -5,10 +5,16 @@
 //   GET /ready     readiness: 200 {"status":"OK"}, or 503 {"status":"UNAVAILABLE","reason":…}
 //   GET /dashboard      the dashboard page (src/web/pages/dashboard.html), live without reload
 //   GET /api/stats      what the dashboard polls every second (src/web/stats.ts)
-// Nothing here is reachable from the public port.
+// Nothing here is reachable from the public port. A request whose Host names neither an IP
+// address, `localhost`, the listen address nor one of `hosts` is refused 403: a page of another
+// site whose name was made to resolve to this address (DNS rebinding) reads nothing. With a
+// `token`, /metrics and /api/stats also need `Authorization: Bearer <token>` (401 without);
+// /health, /ready and the page itself stay open to probes and browsers.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { isLoopback } from '../limits/addresses.ts';
 import { page, PAGE_HEADERS } from '../web/static.ts';
 import { StatsSampler } from '../web/stats.ts';
 import type { Metrics } from './metrics.ts';
@@ -23,6 +29,10 @@ export interface AdminServerOptions {
   metrics: Metrics;
   ready: ReadyCheck;
   log: Logger;
+  /** Host names the listener answers to besides IP addresses, `localhost` and `host` (--admin-hosts). */
+  hosts?: readonly string[];
+  /** When set, /metrics and /api/stats need it as a bearer token (--admin-token). */
+  token?: string | undefined;
 }
 
 export interface AdminServer {
@@ -37,7 +47,10 @@ const JSON_TYPE = { 'content-type': 'application/json', 'cache-control': 'no-sto
 
 export async function startAdminServer(o: AdminServerOptions): Promise<AdminServer> {
   const sampler = new StatsSampler(o.metrics);
+  const guard = new AdminGuard(o);
   const server = createServer((req, res) => {
+    const refusal = guard.refusal(req);
+    if (refusal) return send(res, refusal.status, JSON.stringify(refusal.body), { ...JSON_TYPE, ...refusal.headers });
     handle(o, sampler, req, res).catch((err: unknown) => {
       o.log.error({ err, route: adminRoute(req.url) }, 'admin request failed');
       if (res.headersSent) return void res.destroy();
@@ -54,6 +67,9 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
     });
   });
   server.on('error', (err) => o.log.error({ err }, 'admin listener failed'));
+  if (o.token === undefined && !isLoopback(o.host) && o.host !== 'localhost') {
+    o.log.warn({ host: o.host }, 'admin listener beyond loopback without --admin-token: whoever reaches it reads /metrics and /api/stats');
+  }
   sampler.start();
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' || o.host === '' ? '127.0.0.1' : o.host;
@@ -68,6 +84,85 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
       }),
   };
 }
+
+/** What needs the token: the numbers. The pages hold none, and probes must not need it. */
+const GUARDED = new Set(['/metrics', '/api/stats']);
+/** Refused requests are logged at most this often: a rebinding page polls without end. */
+const WARN_EVERY_MS = 60_000;
+
+interface Refusal {
+  status: number;
+  body: { status: string; reason: string };
+  headers?: Record<string, string>;
+}
+
+/** The Host check and the bearer token. */
+class AdminGuard {
+  readonly #hosts: Set<string>;
+  readonly #tokenHash: Buffer | null;
+  readonly #log: Logger;
+  #warnedAt = -Infinity;
+
+  constructor(o: AdminServerOptions) {
+    this.#hosts = new Set(['localhost', ...(o.hosts ?? []), o.host].map(normalHost));
+    this.#tokenHash = o.token === undefined ? null : sha256(o.token);
+    this.#log = o.log;
+  }
+
+  refusal(req: IncomingMessage): Refusal | null {
+    const host = req.headers.host;
+    // no Host: not a browser (HTTP/1.0 tools); an IP address: no DNS name to rebind
+    if (host !== undefined && !this.#allowed(host)) {
+      return this.#refuse(req, 'host', {
+        status: 403,
+        body: { status: 'Forbidden', reason: 'this listener does not answer to that Host: add the name to --admin-hosts' },
+      });
+    }
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    if (this.#tokenHash && GUARDED.has(path) && !this.#authorized(req.headers.authorization)) {
+      return this.#refuse(req, 'token', {
+        status: 401,
+        body: { status: 'Unauthorized', reason: 'send the admin token (--admin-token) as Authorization: Bearer' },
+        headers: { 'www-authenticate': 'Bearer realm="webpushd admin"' },
+      });
+    }
+    return null;
+  }
+
+  #allowed(host: string): boolean {
+    const name = normalHost(hostOf(host));
+    return isIP(name) !== 0 || this.#hosts.has(name);
+  }
+
+  #authorized(authorization: string | undefined): boolean {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
+    // hashes of equal length: the comparison takes the same time whatever was sent
+    return m !== null && timingSafeEqual(sha256(m[1]!), this.#tokenHash!);
+  }
+
+  #refuse(req: IncomingMessage, why: 'host' | 'token', refusal: Refusal): Refusal {
+    const now = Date.now();
+    if (now - this.#warnedAt >= WARN_EVERY_MS) {
+      this.#warnedAt = now;
+      this.#log.warn({ why, route: adminRoute(req.url), status: refusal.status }, 'admin request refused (further refusals for a minute are not logged)');
+    }
+    return refusal;
+  }
+}
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+/** `name`, `name:port`, `[v6]` or `[v6]:port` -> the name (brackets dropped). */
+function hostOf(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end === -1 ? host : host.slice(1, end);
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 || host.indexOf(':', colon + 1) !== -1 ? host : host.slice(0, colon);
+}
+
+const normalHost = (name: string): string => name.trim().toLowerCase().replace(/\.$/, '');
 
 const PAGES: Record<string, string> = {
   '/dashboard': 'dashboard.html',
