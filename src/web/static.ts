@@ -27,12 +27,12 @@ export function page(name: string): StaticFile {
   return file;
 }
 
-/** Headers for every page response: nothing loaded from other origins, no framing, no caching. */
+/** Headers for every page response: nothing loaded from or sent to other origins, no framing, no caching. */
 export const PAGE_HEADERS: Record<string, string> = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
   'content-security-policy':
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
 };

@@ -2,7 +2,8 @@
 // /work/shared/spec/firefox-client.md): a throwaway profile whose prefs point Firefox's push
 // client at the server under test, and a child process that is always cleaned up.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -98,17 +99,28 @@ const DEBUG_PREFS: Prefs = {
   'devtools.console.stdout.chrome': true,
 };
 
+/**
+ * Marionette on a free port (written to the profile's MarionetteActivePort), without the prefs it
+ * would otherwise apply for automation: they turn the push connection off.
+ */
+const MARIONETTE_PREFS: Prefs = {
+  'marionette.port': 0,
+  'remote.prefs.recommended': false,
+};
+
 export interface ProfileOptions {
   /** The push service's WebSocket URL, e.g. `ws://127.0.0.1:8080/`. */
   serverUrl: string;
   /** Add Firefox's push debug log to its output. */
   debug?: boolean;
+  /** Let a test read the page (marionette()); launch with `{ marionette: true }`. */
+  marionette?: boolean;
 }
 
 /** A fresh profile folder whose user.js points the push client at `serverUrl`. */
 export function createProfile(opts: ProfileOptions): string {
   const dir = mkdtempSync(join(tmpdir(), 'webpushd-firefox-'));
-  const prefs = { ...QUIET_PREFS, ...pushPrefs(opts.serverUrl), ...(opts.debug ? DEBUG_PREFS : {}) };
+  const prefs = { ...QUIET_PREFS, ...pushPrefs(opts.serverUrl), ...(opts.debug ? DEBUG_PREFS : {}), ...(opts.marionette ? MARIONETTE_PREFS : {}) };
   const lines = Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`);
   writeFileSync(join(dir, 'user.js'), lines.join('\n') + '\n');
   return dir;
@@ -129,10 +141,10 @@ const GONE_MS = 5_000;
 const live = new Set<ChildProcess>();
 
 /** Starts Firefox on `profileDir` (fresh or reused, for a relaunch) showing `pageUrl`. */
-export function launchFirefox(profileDir: string, pageUrl: string): Firefox {
+export function launchFirefox(profileDir: string, pageUrl: string, opts: { marionette?: boolean } = {}): Firefox {
   installExitGuard();
   // detached: Firefox leads its own process group, so its content processes can be killed together.
-  const proc = spawn(FIREFOX_BIN, ['--headless', '--no-remote', '--profile', profileDir, pageUrl], {
+  const proc = spawn(FIREFOX_BIN, ['--headless', '--no-remote', ...(opts.marionette ? ['--marionette'] : []), '--profile', profileDir, pageUrl], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MOZ_HEADLESS: '1', MOZ_CRASHREPORTER_DISABLE: '1', MOZ_DISABLE_AUTO_SAFE_MODE: '1' },
@@ -145,6 +157,66 @@ export function launchFirefox(profileDir: string, pageUrl: string): Firefox {
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const close = () => terminate(proc, exited).finally(() => live.delete(proc));
   return { profileDir, proc, output: () => out, close };
+}
+
+/** A page's window, read through Marionette: scripts run in the page and return what it shows. */
+export interface PageReader {
+  execute<T>(script: string): Promise<T>;
+  close(): void;
+}
+
+/**
+ * Connects to the Marionette of a Firefox launched with `{ marionette: true }` on a profile made
+ * with `{ marionette: true }`, in the window it opened. Its protocol: `length:JSON` packets,
+ * commands `[0, id, name, params]`, answers `[1, id, error, result]`.
+ */
+export async function marionette(profileDir: string, ms = 30_000): Promise<PageReader> {
+  const portFile = join(profileDir, 'MarionetteActivePort');
+  const deadline = Date.now() + ms;
+  while (!existsSync(portFile) || readFileSync(portFile, 'utf8').trim() === '') {
+    if (Date.now() > deadline) throw new Error(`Marionette did not start within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = connect(Number(readFileSync(portFile, 'utf8').trim()), '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+  let buffered = Buffer.alloc(0);
+  const packets: unknown[] = [];
+  let arrived: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    // the length counts the bytes of the UTF-8 JSON
+    for (let colon = buffered.indexOf(':'); colon > 0; colon = buffered.indexOf(':')) {
+      const start = colon + 1;
+      const end = start + Number(buffered.subarray(0, colon).toString());
+      if (buffered.length < end) break;
+      packets.push(JSON.parse(buffered.subarray(start, end).toString('utf8')));
+      buffered = buffered.subarray(end);
+    }
+    arrived?.();
+  });
+  const next = async (): Promise<unknown> => {
+    while (packets.length === 0) {
+      if (socket.destroyed) throw new Error('Marionette connection closed');
+      await new Promise<void>((resolve) => (arrived = resolve));
+    }
+    return packets.shift();
+  };
+  await next(); // the greeting
+  let id = 0;
+  const command = async (name: string, params: unknown): Promise<unknown> => {
+    const text = JSON.stringify([0, ++id, name, params]);
+    socket.write(`${Buffer.byteLength(text)}:${text}`);
+    const [, , error, result] = (await next()) as [number, number, { message?: string } | null, unknown];
+    if (error) throw new Error(`Marionette ${name}: ${error.message ?? JSON.stringify(error)}`);
+    return result;
+  };
+  await command('WebDriver:NewSession', { capabilities: {} });
+  return {
+    execute: async <T>(script: string) => ((await command('WebDriver:ExecuteScript', { script, args: [] })) as { value: T }).value,
+    close: () => socket.destroy(),
+  };
 }
 
 async function terminate(proc: ChildProcess, exited: Promise<void>): Promise<void> {

@@ -1,5 +1,7 @@
 // Abuse of the demo on the public port (docs/SECURITY.md, "Limits"): POST /demo/send as a
-// request forger that reaches other paths of the service (`…/wpush/../subscribe`).
+// request forger that reaches other paths of the service (`…/wpush/../subscribe`), and the demo
+// page's test hook that sent every log line, the subscription's keys too, to a URL its query
+// named (loopback only, and its CSP let it).
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -54,6 +56,14 @@ describe('the demo under attack', { timeout: 60_000 }, () => {
     }
     // the demo application server sent nothing: it logs each send it made
     assert.doesNotMatch(server.output(), /"msg":"demo notification (sent|refused)"/);
+  });
+
+  test('the demo page ships no hook that sends its log (the subscription\'s keys) elsewhere', async () => {
+    const page = await fetch(`${server.url}/demo/`);
+    await page.arrayBuffer();
+    assert.match(page.headers.get('content-security-policy') ?? '', /connect-src 'self';/, 'the page may only fetch its own origin');
+    const script = await (await fetch(`${server.url}/demo/demo.js`)).text();
+    assert.doesNotMatch(script, /sendBeacon|report=|params\.get\('report'\)/);
   });
 
   test('the process lives, its memory stayed bounded, another user agent kept its service', async () => {

@@ -1,23 +1,20 @@
 // The dashboard (served on the admin listener): polls /api/stats every second and redraws the
 // numbers and a hand-drawn <canvas> chart of messages per second. No libraries, no build step.
-// `?report=http://127.0.0.1:PORT/path` (loopback only) sends each rendered state there: a hook
-// for the browser tests.
+// With --admin-token, /api/stats needs the token: the page takes it once from its URL's fragment
+// (/dashboard#token=…; a fragment reaches no server, log or Referer), keeps it for this tab only
+// and drops it from the address bar.
 'use strict';
 
 const POLL_MS = 1000;
 const WINDOW_S = 120;
-const params = new URLSearchParams(location.search);
-const reportUrl = loopbackOnly(params.get('report'));
+const TOKEN_KEY = 'webpushd-admin-token';
 
-function loopbackOnly(url) {
-  if (!url) return null;
-  try {
-    const u = new URL(url);
-    return u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost') ? u.href : null;
-  } catch {
-    return null;
-  }
+const given = new URLSearchParams(location.hash.slice(1)).get('token');
+if (given) {
+  sessionStorage.setItem(TOKEN_KEY, given);
+  history.replaceState(null, '', location.pathname + location.search);
 }
+const token = sessionStorage.getItem(TOKEN_KEY);
 
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => (Number.isInteger(n) ? n.toLocaleString('en') : n.toFixed(2));
@@ -52,6 +49,8 @@ function render(s) {
 
 function draw(s) {
   const canvas = $('chart');
+  // the points drawn, readable in the page (the browser test reads it)
+  canvas.dataset.points = String(s.history.length);
   const ratio = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || canvas.width;
   const h = canvas.clientHeight || canvas.height;
@@ -100,25 +99,12 @@ function niceCeil(v) {
   return 10 * p;
 }
 
-function report(s) {
-  if (!reportUrl) return;
-  const shown = {
-    accepted: $('msg-accepted').textContent,
-    delivered: $('msg-delivered').textContent,
-    responses: Object.fromEntries([...document.querySelectorAll('[id^="code-"]')].map((el) => [el.id.slice(5), el.textContent])),
-    points: s.history.length,
-    status: $('status').textContent,
-  };
-  navigator.sendBeacon(reportUrl, JSON.stringify(shown));
-}
-
 async function poll() {
   try {
-    const res = await fetch('/api/stats', { cache: 'no-store' });
+    const res = await fetch('/api/stats', { cache: 'no-store', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    if (res.status === 401) throw new Error(`${token ? 'the admin token was refused' : 'this listener needs its admin token'}: open /dashboard#token=<token>`);
     if (!res.ok) throw new Error(`/api/stats answered ${res.status}`);
-    const s = await res.json();
-    render(s);
-    report(s);
+    render(await res.json());
   } catch (err) {
     $('status').textContent = `not updating: ${err.message}`;
   }

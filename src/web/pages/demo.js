@@ -1,34 +1,21 @@
 // The demo page: registers /demo/sw.js, subscribes with the demo application server's VAPID key,
 // shows the subscription, sends test notifications through POST /demo/send and logs what the
-// service worker posts back. `?autosend=1` sends one test notification once subscribed;
-// `?report=http://127.0.0.1:PORT/path` (loopback only) also sends every log line there (a hook
-// for the browser tests).
+// service worker posts back. `?autosend=1` sends one test notification once subscribed. The
+// page sends nothing anywhere but to its own origin (its log holds the subscription's keys).
 'use strict';
 
 const params = new URLSearchParams(location.search);
-const reportUrl = loopbackOnly(params.get('report'));
 // Firefox's first PushManager call can be lost and never settle: each attempt has a deadline.
 const ATTEMPT_MS = [3000, 6000, 10000, 10000];
 
 const $ = (id) => document.getElementById(id);
 let subscription = null;
 
-function loopbackOnly(url) {
-  if (!url) return null;
-  try {
-    const u = new URL(url);
-    return u.protocol === 'http:' && (u.hostname === '127.0.0.1' || u.hostname === 'localhost') ? u.href : null;
-  } catch {
-    return null;
-  }
-}
-
-function log(kind, text, extra = {}) {
+function log(kind, text) {
   const li = document.createElement('li');
   li.className = kind;
   li.textContent = `${new Date().toLocaleTimeString()}  ${kind.padEnd(12)} ${text}`;
   $('log').append(li);
-  if (reportUrl) navigator.sendBeacon(reportUrl, JSON.stringify({ kind, text, shown: li.isConnected, ...extra }));
 }
 
 function state(text) {
@@ -132,7 +119,7 @@ async function main() {
       return;
     }
     state('subscribed through this service');
-    log('subscribed', subscription.endpoint.replace(/(\/wpush\/v\d\/).{12}.*/, '$1…'), { subscription });
+    log('subscribed', subscription.endpoint.replace(/(\/wpush\/v\d\/).{12}.*/, '$1…'));
     $('send').disabled = false;
     $('send').addEventListener('click', send);
     if (params.get('autosend') === '1') await send();
