@@ -48,6 +48,10 @@ export interface Config {
   /** Where /metrics and the dashboard listen; never on the public port. undefined: not served. */
   adminHost: string;
   adminPort: number | undefined;
+  /** Host names the admin listener answers to besides IP addresses and localhost (DNS rebinding). */
+  adminHosts: string[];
+  /** When set, the admin listener's /metrics and /api/stats need it as a bearer token. */
+  adminToken: string | undefined;
   /** Messages per second per subscription (POST /wpush/…); 0: no limit. */
   rateLimitSubscription: number;
   rateLimitSubscriptionBurst: number;
@@ -60,6 +64,8 @@ export interface Config {
   loopbackLimits: 'exempt' | 'limited';
   /** Reverse proxies (IPs, CIDR ranges) whose X-Forwarded-For names the client for the per-address limits. */
   trustedProxies: string[];
+  /** IPv6 clients are keyed by this prefix for the per-address limits (one /64 is one client). */
+  ipv6LimitPrefix: number;
   /** HTTP/1.1 request head (max-header-size) and HTTP/2 header list limit. */
   maxHeaderBytes: number;
   /** HTTP/1.1: time to receive a complete request head (slow-header clients are cut); also the time a new connection has to send its first byte. */
@@ -113,6 +119,8 @@ export const DEFAULTS: Config = {
   sweepIntervalMs: 60_000,
   adminHost: '127.0.0.1',
   adminPort: undefined,
+  adminHosts: [],
+  adminToken: undefined,
   logLevel: 'info',
   rateLimitSubscription: 100,
   rateLimitSubscriptionBurst: 200,
@@ -121,6 +129,7 @@ export const DEFAULTS: Config = {
   maxConnectionsPerAddress: 100,
   loopbackLimits: 'exempt',
   trustedProxies: [],
+  ipv6LimitPrefix: 64,
   maxHeaderBytes: 16 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,

@@ -135,8 +135,11 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   // Handlers are bound once the listening port (and so the public URL) is known.
   let onRequest: Parameters<typeof listen>[1]['request'] = () => {};
   let onUpgrade: Parameters<typeof listen>[1]['upgrade'] = () => {};
-  const connectionLimiter = new ConnectionLimiter(config.maxConnectionsPerAddress, config.loopbackLimits === 'exempt', () =>
-    metrics.limited('address-connections'),
+  const connectionLimiter = new ConnectionLimiter(
+    config.maxConnectionsPerAddress,
+    config.loopbackLimits === 'exempt',
+    () => metrics.limited('address-connections'),
+    config.ipv6LimitPrefix,
   );
   const limits: ListenerLimits = {
     maxHeaderBytes: config.maxHeaderBytes,
@@ -162,6 +165,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     perAddressRate: config.rateLimitAddress,
     perAddressBurst: config.rateLimitAddressBurst,
     exemptLoopback: config.loopbackLimits === 'exempt',
+    ipv6Prefix: config.ipv6LimitPrefix,
     onLimited: (limit) => metrics.limited(limit === 'address' ? 'address-rate' : 'subscription-rate'),
   });
   // new subscriptions per client address (WebSocket register, POST /subscribe): storage is not free
@@ -171,6 +175,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     perAddressRate: config.rateLimitRegister,
     perAddressBurst: config.rateLimitRegisterBurst,
     exemptLoopback: config.loopbackLimits === 'exempt',
+    ipv6Prefix: config.ipv6LimitPrefix,
     onLimited: () => metrics.limited('register-rate'),
   });
   const endpoint = new PushEndpoint({
@@ -183,7 +188,15 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     maxTtl: config.maxTtl,
     log,
   });
-  const clients = new ClientAddresses(config.trustedProxies);
+  // a proxy on this host that --trusted-proxies does not name makes every client one loopback address
+  const clients = new ClientAddresses(config.trustedProxies, (peer) =>
+    log.warn(
+      { peer, loopbackLimits: config.loopbackLimits },
+      config.loopbackLimits === 'exempt'
+        ? 'X-Forwarded-For from a loopback peer not in --trusted-proxies: its clients count as that loopback address, exempt from every per-address limit; name the proxy in --trusted-proxies'
+        : 'X-Forwarded-For from a loopback peer not in --trusted-proxies: all its clients share that one address\'s limits; name the proxy in --trusted-proxies',
+    ),
+  );
   const clientAddress = (req: AnyRequest) => clients.of(remoteAddressOf(req.socket), req.headers['x-forwarded-for']);
   const wheel = new DeadlineWheel<Session>({ onError: (err) => log.error({ err }, 'a connection deadline failed') });
   const userAgents = new UserAgentServer({
@@ -265,7 +278,15 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   let admin: AdminServer | undefined;
   if (config.adminPort !== undefined) {
     try {
-      admin = await startAdminServer({ host: config.adminHost, port: config.adminPort, metrics, ready, log });
+      admin = await startAdminServer({
+        host: config.adminHost,
+        port: config.adminPort,
+        hosts: config.adminHosts,
+        token: config.adminToken,
+        metrics,
+        ready,
+        log,
+      });
     } catch (err) {
       // e.g. the admin port is taken: undo what started, then fail the start
       clearInterval(sweeper);

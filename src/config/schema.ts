@@ -10,7 +10,8 @@ export type OptionKind =
   | { type: 'enum'; values: readonly string[] }
   | { type: 'url' }
   | { type: 'broadcasts' }
-  | { type: 'addresses' };
+  | { type: 'addresses' }
+  | { type: 'hosts' };
 
 export interface OptionSpec {
   /** The Config field, and the key in the config file. */
@@ -25,7 +26,7 @@ export interface OptionSpec {
   kind: OptionKind;
   /** Optional: no value (undefined) is allowed. */
   optional?: boolean;
-  /** A secret: `--print-config` shows it masked. None today; mark future secrets so. */
+  /** A secret: `--print-config` shows it masked. */
   secret?: boolean;
 }
 
@@ -65,6 +66,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', arg: 'level', help: LOG_LEVELS.join(', '), kind: { type: 'enum', values: LOG_LEVELS } },
   { key: 'adminHost', flag: 'admin-host', env: 'ADMIN_HOST', arg: 'address', help: 'address of the admin listener (metrics, health)', kind: { type: 'string' } },
   { key: 'adminPort', flag: 'admin-port', env: 'ADMIN_PORT', arg: 'port', help: 'port of the admin listener (default: not served; 0 = any free port)', kind: int(0, 65535), optional: true },
+  { key: 'adminHosts', flag: 'admin-hosts', env: 'ADMIN_HOSTS', arg: 'names', help: 'host names the admin listener answers to besides IP addresses and localhost (comma-separated)', kind: { type: 'hosts' } },
+  { key: 'adminToken', flag: 'admin-token', env: 'ADMIN_TOKEN', arg: 'token', help: 'bearer token the admin listener\'s /metrics and /api/stats require', kind: { type: 'string' }, optional: true, secret: true },
   { key: 'rateLimitSubscription', flag: 'rate-limit-subscription', env: 'RATE_LIMIT_SUBSCRIPTION', arg: 'per-second', help: 'messages per second to one subscription before 429 (0 = no limit)', kind: int(0) },
   { key: 'rateLimitSubscriptionBurst', flag: 'rate-limit-subscription-burst', env: 'RATE_LIMIT_SUBSCRIPTION_BURST', arg: 'n', help: 'messages to one subscription allowed at once after idling', kind: int(1) },
   { key: 'rateLimitAddress', flag: 'rate-limit-address', env: 'RATE_LIMIT_ADDRESS', arg: 'per-second', help: 'sends and subscribes per second from one client address before 429 (0 = no limit)', kind: int(0) },
@@ -72,6 +75,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'MAX_CONNECTIONS_PER_ADDRESS', arg: 'n', help: 'open WebSocket connections and HTTP/2 sessions per client address (0 = no limit)', kind: int(0) },
   { key: 'loopbackLimits', flag: 'loopback-limits', env: 'LOOPBACK_LIMITS', arg: 'mode', help: 'exempt: per-address limits skip 127.0.0.0/8 and ::1; limited: they apply', kind: { type: 'enum', values: ['exempt', 'limited'] } },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'TRUSTED_PROXIES', arg: 'addresses', help: 'reverse proxies (IPs or CIDR ranges, comma-separated) whose X-Forwarded-For names the client for the per-address limits', kind: { type: 'addresses' } },
+  { key: 'ipv6LimitPrefix', flag: 'ipv6-limit-prefix', env: 'IPV6_LIMIT_PREFIX', arg: 'bits', help: 'IPv6 clients in one prefix of this length share the per-address limits (128 = each address alone)', kind: int(16, 128) },
   { key: 'maxHeaderBytes', flag: 'max-header-size', env: 'MAX_HEADER_SIZE', arg: 'bytes', help: 'largest request head (HTTP/1.1: 431 beyond it) or HTTP/2 header list', kind: int(1024, 1024 * 1024) },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'HEADERS_TIMEOUT_MS', arg: 'ms', help: 'time to receive a request head (slow clients are cut)', kind: int(100, 3_600_000) },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'REQUEST_TIMEOUT_MS', arg: 'ms', help: 'time to receive a whole HTTP/1.1 request', kind: int(100, 3_600_000) },
@@ -99,10 +103,14 @@ export function expectation(kind: OptionKind): string {
       return 'expected ID=VERSION pairs (in the file: an object of ID to VERSION strings)';
     case 'addresses':
       return 'expected IP addresses or CIDR ranges (10.0.0.0/8, ::1), comma-separated (in the file: an array of strings)';
+    case 'hosts':
+      return 'expected host names (admin.example.org), comma-separated (in the file: an array of strings)';
   }
 }
 
 const broadcastId = z.string().min(1);
+/** A DNS name as a Host header carries it, without a port. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** The zod schema of a typed value (from the config file, or after converting a string). */
 export function valueSchema(spec: OptionSpec): z.ZodType {
@@ -126,6 +134,9 @@ export function valueSchema(spec: OptionSpec): z.ZodType {
       break;
     case 'addresses':
       s = z.array(z.string().refine(isAddressOrRange));
+      break;
+    case 'hosts':
+      s = z.array(z.string().regex(HOST_NAME));
       break;
   }
   return spec.optional ? s.optional() : s;
@@ -156,6 +167,7 @@ export function fromString(spec: OptionSpec, raw: string | string[]): unknown {
       return out;
     }
     case 'addresses':
+    case 'hosts':
       return commaSeparated(values);
     default:
       return last;
