@@ -12,8 +12,8 @@ export interface StorageQuota {
 
 export type AcceptResult =
   | { outcome: 'stored'; message: StoredMessage }
-  /** TTL 0: handed to a connected user agent, or dropped; never stored. */
-  | { outcome: 'ephemeral'; delivered: boolean }
+  /** TTL 0: handed to a connected user agent, or dropped; never stored. `id` (< 0) names it in its message URL. */
+  | { outcome: 'ephemeral'; delivered: boolean; id: number }
   | { outcome: 'no-subscription' }
   | { outcome: 'too-many-stored' }
   /** The total storage quota is used up (or the disk nearly full): nothing more is stored. */
@@ -43,8 +43,9 @@ export class Pipeline {
         return { outcome: 'no-subscription' };
       }
       this.#metrics?.accepted(false);
-      const delivered = this.#router.deliver({ ...m, id: -++this.#ephemeralIds, expiresAt: m.createdAt });
-      return { outcome: 'ephemeral', delivered };
+      const id = -++this.#ephemeralIds;
+      const delivered = this.#router.deliver({ ...m, id, expiresAt: m.createdAt });
+      return { outcome: 'ephemeral', delivered, id };
     }
     const full = this.#quota?.exceeded();
     if (full) {

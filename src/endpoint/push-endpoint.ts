@@ -90,7 +90,7 @@ export class PushEndpoint {
         throw new PushError(400, Errno.invalidReceipts, 'The receipt subscription in the Link header has expired or never existed');
       case 'ephemeral':
       case 'stored': {
-        const id = result.outcome === 'stored' ? result.message.id : 0;
+        const id = result.outcome === 'stored' ? result.message.id : result.id;
         const location = `${o.publicUrl}/m/${o.capabilities.messageToken({ uaid: target.uaid, chid: target.chid, id })}`;
         const reply: Record<string, string | number> = { location, ttl: String(headers.ttl), 'content-length': 0 };
         if (receipt) reply.link = formatLink(`${o.publicUrl}/r/${o.capabilities.receiptsToken(receipt.target.id)}`, Rel.receipt);
