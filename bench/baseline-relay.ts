@@ -2,6 +2,8 @@
 // POST /push/:id hands the body to that user agent's WebSocket at once and answers 201; the
 // user agent acks. No storage, no validation, no tokens, no timers. It speaks just enough of the
 // WebSocket protocol (hello, register, notification, ack) for the same load generator to drive it.
+// PUT /broadcasts/:id (body: the version) sends a broadcast frame to every user agent that named
+// the id in its hello: the least a megaphone can do, for bench/broadcast-fanout.ts.
 //
 //   node bench/baseline-relay.ts --host 127.0.0.1 --port 8090
 import { createServer } from 'node:http';
@@ -19,6 +21,9 @@ interface Client {
   ws: WebSocket;
   channelID: string;
 }
+
+/** Per broadcast id, the connections that named it in their hello. */
+const broadcastListeners = new Map<string, Set<WebSocket>>();
 
 const clients = new Map<string, Client>();
 let nextId = 0;
@@ -39,6 +44,12 @@ wss.on('connection', (ws) => {
     switch (m.messageType) {
       case 'hello':
         clients.set(id, { ws, channelID: '' });
+        for (const b of Object.keys((m.broadcasts as Record<string, string> | undefined) ?? {})) {
+          let set = broadcastListeners.get(b);
+          if (!set) broadcastListeners.set(b, (set = new Set()));
+          set.add(ws);
+          ws.once('close', () => set.delete(ws));
+        }
         ws.send(JSON.stringify({ messageType: 'hello', uaid: id, status: 200, use_webpush: true, broadcasts: {} }));
         return;
       case 'register': {
@@ -62,6 +73,18 @@ const server = createServer((req, res) => {
   if (url === '/health') {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(`{"status":"OK","clients":${clients.size},"acks":${acks}}`);
+    return;
+  }
+  if (req.method === 'PUT' && url.startsWith('/broadcasts/')) {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const id = decodeURIComponent(url.slice('/broadcasts/'.length));
+      const frame = JSON.stringify({ messageType: 'broadcast', broadcasts: { [id]: Buffer.concat(chunks).toString() } });
+      for (const ws of broadcastListeners.get(id) ?? []) ws.send(frame);
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    });
     return;
   }
   if (req.method !== 'POST' || !url.startsWith('/push/')) {

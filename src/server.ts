@@ -28,6 +28,7 @@ import { SqliteStore } from './store/sqlite-store.ts';
 import type { SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
+import { loadOrCreateAdminToken } from './tokens/admin-token.ts';
 import { loadOrCreateSecrets, readSecrets } from './tokens/secret-file.ts';
 import { VapidVerifier } from './vapid/verify.ts';
 import { createDemo } from './web/demo.ts';
@@ -283,6 +284,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
         port: config.adminPort,
         hosts: config.adminHosts,
         token: config.adminToken,
+        broadcasts: { api: { all: () => broadcasts.all(), set: setBroadcasts }, token: config.adminToken ?? loadOrCreateAdminToken(config.dataDir) },
         metrics,
         ready,
         log,

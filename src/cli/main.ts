@@ -1,5 +1,6 @@
 // The `webpushd` command.
 import { Command } from 'commander';
+import { broadcastCommand } from './broadcast.ts';
 import { secretCommand } from './secret.ts';
 import { sendCommand } from './send.ts';
 import { serveCommand } from './serve.ts';
@@ -15,4 +16,5 @@ program.addCommand(vapidCommand());
 program.addCommand(sendCommand());
 program.addCommand(uaCommand());
 program.addCommand(secretCommand());
+program.addCommand(broadcastCommand());
 await program.parseAsync(process.argv);

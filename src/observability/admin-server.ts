@@ -5,6 +5,8 @@
 //   GET /ready     readiness: 200 {"status":"OK"}, or 503 {"status":"UNAVAILABLE","reason":…}
 //   GET /dashboard      the dashboard page (src/web/pages/dashboard.html), live without reload
 //   GET /api/stats      what the dashboard polls every second (src/web/stats.ts)
+//   GET /broadcasts, PUT /broadcasts/<id>   the broadcast versions (./broadcasts-api.ts); always
+//                       with `Authorization: Bearer <token>` (--admin-token, else <data dir>/admin.token)
 // Nothing here is reachable from the public port. A request whose Host names neither an IP
 // address, `localhost`, the listen address nor one of `hosts` is refused 403: a page of another
 // site whose name was made to resolve to this address (DNS rebinding) reads nothing. With a
@@ -17,6 +19,7 @@ import type { Logger } from 'pino';
 import { isLoopback } from '../limits/addresses.ts';
 import { page, PAGE_HEADERS } from '../web/static.ts';
 import { StatsSampler } from '../web/stats.ts';
+import { broadcastsRequest, type BroadcastsApi } from './broadcasts-api.ts';
 import type { Metrics } from './metrics.ts';
 
 /** Resolves null when ready, or why not. */
@@ -33,6 +36,8 @@ export interface AdminServerOptions {
   hosts?: readonly string[];
   /** When set, /metrics and /api/stats need it as a bearer token (--admin-token). */
   token?: string | undefined;
+  /** The broadcasts resource, and the token it always needs. */
+  broadcasts?: { api: BroadcastsApi; token: string };
 }
 
 export interface AdminServer {
@@ -100,12 +105,14 @@ interface Refusal {
 class AdminGuard {
   readonly #hosts: Set<string>;
   readonly #tokenHash: Buffer | null;
+  readonly #writeTokenHash: Buffer | null;
   readonly #log: Logger;
   #warnedAt = -Infinity;
 
   constructor(o: AdminServerOptions) {
     this.#hosts = new Set(['localhost', ...(o.hosts ?? []), o.host].map(normalHost));
     this.#tokenHash = o.token === undefined ? null : sha256(o.token);
+    this.#writeTokenHash = o.broadcasts ? sha256(o.broadcasts.token) : null;
     this.#log = o.log;
   }
 
@@ -119,7 +126,14 @@ class AdminGuard {
       });
     }
     const path = (req.url ?? '/').split('?', 1)[0]!;
-    if (this.#tokenHash && GUARDED.has(path) && !this.#authorized(req.headers.authorization)) {
+    if (this.#writeTokenHash && isBroadcastsPath(path) && !this.#authorized(req.headers.authorization, this.#writeTokenHash)) {
+      return this.#refuse(req, 'token', {
+        status: 401,
+        body: { status: 'Unauthorized', reason: 'send the admin token (--admin-token, else <data dir>/admin.token) as Authorization: Bearer' },
+        headers: { 'www-authenticate': 'Bearer realm="webpushd admin"' },
+      });
+    }
+    if (this.#tokenHash && GUARDED.has(path) && !this.#authorized(req.headers.authorization, this.#tokenHash)) {
       return this.#refuse(req, 'token', {
         status: 401,
         body: { status: 'Unauthorized', reason: 'send the admin token (--admin-token) as Authorization: Bearer' },
@@ -134,10 +148,10 @@ class AdminGuard {
     return isIP(name) !== 0 || this.#hosts.has(name);
   }
 
-  #authorized(authorization: string | undefined): boolean {
+  #authorized(authorization: string | undefined, tokenHash: Buffer): boolean {
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
     // hashes of equal length: the comparison takes the same time whatever was sent
-    return m !== null && timingSafeEqual(sha256(m[1]!), this.#tokenHash!);
+    return m !== null && timingSafeEqual(sha256(m[1]!), tokenHash);
   }
 
   #refuse(req: IncomingMessage, why: 'host' | 'token', refusal: Refusal): Refusal {
@@ -169,10 +183,15 @@ const PAGES: Record<string, string> = {
   '/dashboard.js': 'dashboard.js',
 };
 const ROUTES = new Set(['/metrics', '/health', '/ready', '/api/stats', ...Object.keys(PAGES)]);
+const isBroadcastsPath = (path: string): boolean => path === '/broadcasts' || path.startsWith('/broadcasts/');
 
 async function handle(o: AdminServerOptions, sampler: StatsSampler, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?', 1)[0]!;
   const method = req.method ?? 'GET';
+  if (o.broadcasts && isBroadcastsPath(path)) {
+    const answer = (await broadcastsRequest(o.broadcasts.api, req, path))!;
+    return send(res, answer.status, JSON.stringify(answer.body), JSON_TYPE, method === 'HEAD');
+  }
   if (!ROUTES.has(path)) {
     return send(res, 404, '{"status":"Not found"}', JSON_TYPE);
   }
