@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'test/e2e/fixtures/**/*.js', 'src/web/pages/**/*.js'] },
+  { ignores: ['node_modules/', 'data/', 'packages/*/dist/', 'test/e2e/fixtures/**/*.js', 'src/web/pages/**/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

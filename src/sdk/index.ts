@@ -1,0 +1,19 @@
+// The application-server SDK's public API (the webpushd-sdk package): web-push's sending side.
+// It imports no logger, metrics or WebSocket library, so an application server that only sends
+// installs nothing else (packages/webpushd-sdk).
+export { sendNotification, closeConnections } from './send.ts';
+export { generateRequestDetails } from './request-details.ts';
+export { PushClient, type PushClientOptions, type Payload } from './client.ts';
+export { generateVAPIDKeys } from './vapid.ts';
+export { WebPushError, SubscriptionGoneError, WebPushValidationError } from './errors.ts';
+export { DEFAULT_TTL } from './options.ts';
+export type {
+  PushSubscription,
+  RequestOptions,
+  RequestDetails,
+  SendResult,
+  VapidDetails,
+  PushTlsOptions,
+  Urgency,
+  PushContentEncoding,
+} from './types.ts';
