@@ -78,6 +78,10 @@ export interface Config {
   http2IdleTimeoutMs: number;
   /** HTTP/2: memory (MiB) a session may buffer before new streams are refused. */
   http2MaxSessionMemory: number;
+  /** HTTP/2: streams (requests, monitors) a client may have open on one session (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2MaxConcurrentStreams: number;
+  /** HTTP/2: server pushes of one session not yet taken by the client before its monitors stop pushing. */
+  http2MaxPendingPushes: number;
   /** TLS: time for a client to complete the TLS handshake. */
   tlsHandshakeTimeoutMs: number;
   /** Shutdown: how long in-flight requests and closing connections may take before they are cut. */
@@ -136,6 +140,8 @@ export const DEFAULTS: Config = {
   keepAliveTimeoutMs: 5_000,
   http2IdleTimeoutMs: 120_000,
   http2MaxSessionMemory: 10,
+  http2MaxConcurrentStreams: 100,
+  http2MaxPendingPushes: 100,
   tlsHandshakeTimeoutMs: 10_000,
   shutdownTimeoutMs: 10_000,
   userAgentExpiryDays: 60,

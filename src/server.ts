@@ -149,6 +149,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
     http2IdleTimeoutMs: config.http2IdleTimeoutMs,
     http2MaxSessionMemory: config.http2MaxSessionMemory,
+    http2MaxConcurrentStreams: config.http2MaxConcurrentStreams,
     tlsHandshakeTimeoutMs: config.tlsHandshakeTimeoutMs,
     connections: connectionLimiter,
     log,
@@ -235,6 +236,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     publicUrl: url,
     pushUrl: (target) => endpoint.pushUrl(target, true),
     batchSize: config.deliveryBatch,
+    maxPendingPushes: config.http2MaxPendingPushes,
     log,
     metrics,
   });

@@ -68,6 +68,7 @@ export type ListenerLimits = Pick<
   | 'keepAliveTimeoutMs'
   | 'http2IdleTimeoutMs'
   | 'http2MaxSessionMemory'
+  | 'http2MaxConcurrentStreams'
   | 'tlsHandshakeTimeoutMs'
 > & {
   /** HTTP/2 sessions per client address (WebSocket connections are counted by their server). */
@@ -90,7 +91,9 @@ export async function listen(
   };
   const h2Options = {
     maxSessionMemory: limits.http2MaxSessionMemory,
-    settings: { maxHeaderListSize: limits.maxHeaderBytes },
+    // nghttp2 refuses a stream beyond it (RST_STREAM REFUSED_STREAM before the client has
+    // acknowledged the setting, a PROTOCOL_ERROR GOAWAY after): each monitor holds one open
+    settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.http2MaxConcurrentStreams },
   };
   const connections = new Http1Connections();
   const h1 = createHttpServer(h1Options, handlers.request);

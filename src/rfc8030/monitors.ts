@@ -1,14 +1,18 @@
 // The router's Connection for a user agent (a set) watched over HTTP/2: it holds every open
 // monitor of the uaid (one GET per subscription, one for the whole set, or several) and gives
-// each the messages of its own subscriptions. The hub keeps one such connection per uaid.
+// each the messages of its own subscriptions. The hub keeps one such connection per uaid, with
+// the push URLs its monitors looked up.
 import type { Connection, Delivery, Router } from '../router/router.ts';
 import type { Monitor } from './monitor.ts';
+import type { PushUrls } from './push-urls.ts';
 
 class Monitors implements Connection {
   readonly monitors = new Set<Monitor>();
+  readonly pushUrls: PushUrls;
   readonly #onReplaced: () => void;
 
-  constructor(onReplaced: () => void) {
+  constructor(pushUrls: PushUrls, onReplaced: () => void) {
+    this.pushUrls = pushUrls;
     this.#onReplaced = onReplaced;
   }
 
@@ -29,16 +33,24 @@ class Monitors implements Connection {
   }
 
   unsubscribed(chid: Buffer | null): void {
+    this.pushUrls.delete(chid);
     for (const m of [...this.monitors]) m.unsubscribed(chid);
   }
 }
 
 export class MonitorHub {
   readonly #router: Router;
+  readonly #newPushUrls: (uaid: Buffer) => PushUrls;
   readonly #byUserAgent = new Map<string, Monitors>();
 
-  constructor(router: Router) {
+  constructor(router: Router, newPushUrls: (uaid: Buffer) => PushUrls) {
     this.#router = router;
+    this.#newPushUrls = newPushUrls;
+  }
+
+  /** The push URLs `uaid`'s open monitors share; new ones, for a monitor to `add` in this turn, when none is open. */
+  pushUrls(uaid: Buffer): PushUrls {
+    return this.#byUserAgent.get(uaid.toString('latin1'))?.pushUrls ?? this.#newPushUrls(uaid);
   }
 
   /** Registers a monitor for live delivery (before it reads the store); it leaves when it ends. */
@@ -46,7 +58,7 @@ export class MonitorHub {
     const key = monitor.uaid.toString('latin1');
     let conn = this.#byUserAgent.get(key);
     if (!conn) {
-      const created = new Monitors(() => {
+      const created = new Monitors(monitor.pushUrls, () => {
         if (this.#byUserAgent.get(key) === created) this.#byUserAgent.delete(key);
       });
       conn = created;
@@ -61,11 +73,6 @@ export class MonitorHub {
       this.#byUserAgent.delete(key);
       this.#router.detach(monitor.uaid, owner);
     };
-  }
-
-  /** A new subscription joined `uaid`'s set: its open set monitors learn its push URL. */
-  subscribed(uaid: Buffer, chid: Buffer, pushUrl: string): void {
-    for (const m of this.#byUserAgent.get(uaid.toString('latin1'))?.monitors ?? []) m.subscribed(chid, pushUrl);
   }
 
   get size(): number {

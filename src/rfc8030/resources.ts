@@ -4,7 +4,7 @@
 //   GET|DELETE /set/<token>     a subscription set (user agent): monitor (HTTP/2) | delete all
 //   GET /r/<token>              a receipt subscription: monitor (HTTP/2)
 // Push URLs (/wpush/) and message URLs (/m/) stay with the push endpoint: one door for sends.
-import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
@@ -14,11 +14,12 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Router } from '../router/router.ts';
 import type { Store, Subscription, Urgency } from '../store/types.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
-import { Monitor, chidKey } from './monitor.ts';
+import { Monitor } from './monitor.ts';
 import { MonitorHub } from './monitors.ts';
 import { prefersNoWait } from './prefer.ts';
+import { PushUrls } from './push-urls.ts';
 import { ReceiptMonitor } from './receipts.ts';
-import type { PushOrigin } from './server-push.ts';
+import { SessionPushes, type PushOrigin } from './server-push.ts';
 import { subscribe, type SubscribeContext } from './subscribe.ts';
 
 export interface Rfc8030Options {
@@ -32,6 +33,8 @@ export interface Rfc8030Options {
   pushUrl(target: PushTarget): string;
   /** Stored messages pushed at once before waiting for acknowledgements. */
   batchSize: number;
+  /** Pushes one HTTP/2 session may have in flight (not yet taken by the client) before its monitors wait. */
+  maxPendingPushes: number;
   log: Logger;
   /** Counts the monitors' deliveries; optional. */
   metrics?: Metrics | null;
@@ -49,16 +52,18 @@ export class Rfc8030Resources {
   /** The other open monitors (`Prefer: wait=0` ones, receipt monitors), to end them on shutdown. */
   readonly #draining = new Set<Monitor>();
   readonly #receiptMonitors = new Set<ReceiptMonitor>();
+  /** The pushes in flight of each HTTP/2 session with a monitor. */
+  readonly #pushes = new WeakMap<Http2Session, SessionPushes>();
 
   constructor(options: Rfc8030Options) {
     this.#o = options;
-    this.#hub = new MonitorHub(options.router);
+    this.#hub = new MonitorHub(options.router, (uaid) => this.#newPushUrls(uaid));
     this.#subscribe = {
       store: options.store,
       capabilities: options.capabilities,
       publicUrl: options.publicUrl,
       pushUrl: options.pushUrl,
-      subscribed: (t, url) => this.#hub.subscribed(t.uaid, t.chid, url),
+      metrics: options.metrics ?? null,
     };
   }
 
@@ -128,21 +133,21 @@ export class Rfc8030Resources {
       if (!(await store.hasUserAgent(ua))) throw new PushError(404, Errno.noSubscription, 'No such subscription set');
       uaid = ua;
     }
-    const pushUrls = new Map<string, string>();
-    const ctx = { store, capabilities, batchSize: this.#o.batchSize, log: this.#o.log, metrics: this.#o.metrics ?? null };
-    const monitor = new Monitor(ctx, { uaid, chid, minUrgency, pushUrls, ...h2 });
+    // the client cancelled the GET meanwhile: a monitor would wait for a close already gone
+    if (h2.stream.closed) return;
     const wait = !prefersNoWait(req.headers.prefer);
-    // registered before the subscriptions are listed: one that joins the set meanwhile is told
+    // no work per member of a set here: push URLs are looked up as messages are pushed
+    const pushUrls = wait ? this.#hub.pushUrls(uaid) : this.#newPushUrls(uaid);
+    if (sub) pushUrls.add(sub);
+    const ctx = { store, capabilities, batchSize: this.#o.batchSize, log: this.#o.log, metrics: this.#o.metrics ?? null };
+    const pushes = this.#pushesOf(h2.stream);
+    const monitor = new Monitor(ctx, { uaid, chid, minUrgency, wait, pushUrls, pushes, ...h2 });
     if (wait) this.#hub.add(monitor);
     else {
       this.#draining.add(monitor);
       monitor.onClosed = () => this.#draining.delete(monitor);
     }
-    for (const s of sub ? [sub] : await store.listSubscriptions(uaid)) {
-      const key = chidKey(s.chid);
-      if (!pushUrls.has(key)) pushUrls.set(key, this.#o.pushUrl(s));
-    }
-    return wait ? monitor.run() : monitor.drain();
+    return monitor.start();
   }
 
   /** GET on a receipt subscription (RFC 8030 6.3). */
@@ -153,11 +158,27 @@ export class Rfc8030Resources {
     if (!(await this.#o.store.hasReceiptSubscription(id))) {
       throw new PushError(404, Errno.noSubscription, 'No such receipt subscription');
     }
+    if (h2.stream.closed) return;
     const { store, router, capabilities, log } = this.#o;
-    const monitor = new ReceiptMonitor({ store, router, capabilities, log }, id, h2.stream, h2.res, h2.origin);
+    const pushes = this.#pushesOf(h2.stream);
+    const monitor = new ReceiptMonitor({ store, router, capabilities, log }, id, { ...h2, pushes });
     this.#receiptMonitors.add(monitor);
     monitor.onClosed = () => this.#receiptMonitors.delete(monitor);
     return prefersNoWait(req.headers.prefer) ? monitor.drainOnce() : monitor.run();
+  }
+
+  #newPushUrls(uaid: Buffer): PushUrls {
+    return new PushUrls(uaid, this.#o.store, this.#o.pushUrl);
+  }
+
+  #pushesOf(stream: ServerHttp2Stream): SessionPushes {
+    const session = stream.session!;
+    let pushes = this.#pushes.get(session);
+    if (!pushes) {
+      pushes = new SessionPushes(session, this.#o.maxPendingPushes);
+      this.#pushes.set(session, pushes);
+    }
+    return pushes;
   }
 }
 

@@ -1,11 +1,13 @@
 // POST /subscribe (RFC 8030 4, 4.1; RFC 8292 4.1): creates a subscription, in a new set (user
 // agent) or in the set named by the request's Link. A body {"vapid": "<P-256 key>"} of type
 // application/webpush-options+json restricts the subscription to senders with that VAPID key.
+// A set holds at most --max-channels subscriptions (the store refuses one more): 429 errno 127.
 import { randomBytes } from 'node:crypto';
 import { newUaid } from '../common/ids.ts';
 import { Errno, PushError } from '../common/push-error.ts';
 import { readBody } from '../http/body.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Store } from '../store/types.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
 import { VapidError, publicKeyHash } from '../vapid/verify.ts';
@@ -18,8 +20,8 @@ export interface SubscribeContext {
   publicUrl: string;
   /** The stable push URL of a subscription. */
   pushUrl(target: PushTarget): string;
-  /** Told of every new subscription (open set monitors need its push URL). */
-  subscribed(target: PushTarget, pushUrl: string): void;
+  /** Counts the subscriptions refused; optional. */
+  metrics?: Metrics | null;
 }
 
 export const OPTIONS_TYPE = 'application/webpush-options+json';
@@ -33,9 +35,12 @@ export async function subscribe(ctx: SubscribeContext, req: AnyRequest, res: Any
   const set = await requestedSet(ctx, req);
   const keyHash = await restriction(req);
   const target: PushTarget = { uaid: set ?? newUaid(), chid: randomBytes(16), keyHash };
-  await ctx.store.putSubscription(target);
+  if (!(await ctx.store.putSubscription(target))) {
+    ctx.metrics?.limited('channels');
+    // no Retry-After: waiting changes nothing, deleting a subscription of the set does
+    throw new PushError(429, Errno.tooManySubscriptions, 'The subscription set holds as many subscriptions as it may: delete one first');
+  }
   const pushUrl = ctx.pushUrl(target);
-  ctx.subscribed(target, pushUrl);
   res.writeHead(201, {
     location: `${ctx.publicUrl}/s/${ctx.capabilities.subscriptionToken(target.uaid, target.chid)}`,
     // one field per relation (RFC 8288 allows either; some clients read only one value each)

@@ -1,0 +1,315 @@
+// Attacks on the RFC 8030 door over HTTP/2 (docs/SECURITY.md): a user agent that stops reading
+// its socket while its own application server floods it, a monitor that accepts pushes but never
+// reads them, hundreds of held-open monitors of a set of 10,000 on few sessions, and sets grown
+// without end. The server runs as a child process so its memory and event loop are its own.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import { createServer, connect, type Socket } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { assertAlive, bystander, rssOf } from '../helpers/abuse.ts';
+import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
+import { H2Client, REL_PUSH, links } from '../helpers/h2-client.ts';
+import { freePort } from '../helpers/net.ts';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { startTestServer } from '../helpers/server.ts';
+import { until, within } from '../helpers/wait.ts';
+
+const MIB = 1024 * 1024;
+const ATTACK_MS = 4000;
+const SERVICE_MS = 5000;
+// large messages, so that what an unbounded server would buffer dwarfs its other memory
+const BODY = 30_000;
+
+/** A server process; after the test, stopped (or killed, when its event loop is stuck). */
+async function serverProcess(t: TestContext, args: string[], dataDir?: string): Promise<{ server: ServerProcess; adminPort: number }> {
+  const adminPort = await freePort();
+  const server = await startServerProcess({ args: ['--sync', 'normal', '--admin-port', String(adminPort), ...args], ...(dataDir ? { dataDir } : {}) });
+  t.after(async () => {
+    await Promise.race([server.stop(), delay(5000)]);
+    await server.kill9();
+  });
+  return { server, adminPort };
+}
+
+async function limited(adminPort: number, limit: string): Promise<number> {
+  const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  return Number(new RegExp(`^webpushd_limited_total\\{limit="${limit}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+}
+
+/** A well-behaved RFC 8030 user agent on its own session: a monitor that gets each message within a few seconds. */
+async function h2Bystander(url: string) {
+  const client = await H2Client.connect(url);
+  const sub = await client.subscribe();
+  const monitor = client.monitor(sub.url);
+  let n = 0;
+  return {
+    async check(what: string) {
+      const marker = `h2-bystander-${++n}`;
+      const sent = await within(
+        fetch(sub.push, { method: 'POST', headers: { ttl: '60', 'content-encoding': 'aes128gcm' }, body: aes128gcmBody(marker) }),
+        `${what}: a push to the HTTP/2 bystander`,
+        SERVICE_MS,
+      );
+      assert.equal(sent.status, 201, `${what}: a push to the HTTP/2 bystander`);
+      const p = await monitor.next(SERVICE_MS);
+      assert.equal(markerOf(p.body), marker, `${what}: the HTTP/2 bystander's message`);
+      assert.equal(await client.ack(p.url), 204);
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Runs `attack` until ATTACK_MS passed while both bystanders are checked; returns the server's peak RSS growth. */
+async function underAttack(server: ServerProcess, name: string, attack: (end: number) => Promise<void>): Promise<number> {
+  const ws = await bystander(server.url);
+  const h2 = await h2Bystander(server.url);
+  const before = rssOf(server.proc.pid!);
+  const end = Date.now() + ATTACK_MS;
+  let peak = before;
+  const sampling = setInterval(() => (peak = Math.max(peak, rssOf(server.proc.pid!))), 100);
+  try {
+    const attacking = attack(end);
+    while (Date.now() < end) {
+      await ws.check(`during ${name}`);
+      await h2.check(`during ${name}`);
+      // a user agent's pace, under the per-subscription rate limit
+      await delay(50);
+    }
+    await attacking;
+  } finally {
+    clearInterval(sampling);
+  }
+  assertAlive(server);
+  await ws.check(`after ${name}`);
+  await h2.check(`after ${name}`);
+  await ws.close();
+  await h2.close();
+  return peak - before;
+}
+
+/** A TCP relay to `port` that can stop reading what the server sends: the client behind it then reads nothing. */
+async function stallingRelay(port: number) {
+  const ups = new Set<Socket>();
+  let stalled = false;
+  const relay = createServer((down) => {
+    const up = connect(port, '127.0.0.1');
+    ups.add(up);
+    down.pipe(up);
+    up.on('data', (d: Buffer) => {
+      if (!down.write(d)) up.pause();
+    });
+    down.on('drain', () => !stalled && up.resume());
+    const gone = () => {
+      up.destroy();
+      down.destroy();
+      ups.delete(up);
+    };
+    up.on('error', gone).on('close', gone);
+    down.on('error', gone).on('close', gone);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(relay.address() as { port: number }).port}`,
+    stall() {
+      stalled = true;
+      for (const up of ups) up.pause();
+    },
+    resume() {
+      stalled = false;
+      for (const up of ups) up.resume();
+    },
+    close() {
+      for (const up of ups) up.destroy();
+      relay.close();
+    },
+  };
+}
+
+/** Sends to `pushUrls` until `end` from 16 senders, half TTL 0, half TTL 600 with a Topic (the store stays tiny). */
+async function flood(pushUrls: readonly string[], end: number): Promise<number> {
+  const body = aes128gcmBody('f'.repeat(BODY), BODY + 200);
+  let accepted = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, worker) => {
+      for (let i = worker; Date.now() < end; i += 16) {
+        const headers: Record<string, string> =
+          i % 2 ? { ttl: '0', 'content-encoding': 'aes128gcm' } : { ttl: '600', topic: 'flood', 'content-encoding': 'aes128gcm' };
+        const res = await fetch(pushUrls[i % pushUrls.length]!, { method: 'POST', headers, body });
+        await res.arrayBuffer();
+        if (res.status === 201) accepted++;
+      }
+    }),
+  );
+  return accepted;
+}
+
+/** A set of `n` subscriptions made over `client`: their push URLs, and the set URL. */
+async function setOf(client: H2Client, n: number): Promise<{ set: string; pushUrls: string[] }> {
+  const first = await client.subscribe();
+  const pushUrls = [first.push];
+  for (let i = 1; i < n; i++) pushUrls.push((await client.subscribe({ set: first.set })).push);
+  return { set: first.set, pushUrls };
+}
+
+describe('a user agent that stops reading while it is sent messages', () => {
+  test('its pushes stop (TTL 0 dropped, stored ones wait), memory stays bounded; once it reads, it gets what was stored', { timeout: 60_000 }, async (t) => {
+    const { server, adminPort } = await serverProcess(t, ['--max-message-size', String(BODY + 200)]);
+    const relay = await stallingRelay(server.port);
+    t.after(() => relay.close());
+    const attacker = await H2Client.connect(relay.url);
+    t.after(() => attacker.session.destroy());
+    const { set, pushUrls } = await setOf(attacker, 40);
+    const monitor = attacker.monitor(set);
+    // the monitor is live: a message reaches it, then the client's socket is no longer read
+    await (await fetch(pushUrls[0]!, { method: 'POST', headers: { ttl: '0' } })).arrayBuffer();
+    await monitor.next(SERVICE_MS);
+    relay.stall();
+    let accepted = 0;
+    const grown = await underAttack(server, 'a flood to a user agent that does not read', async (end) => {
+      accepted = await flood(pushUrls, end);
+    });
+    t.diagnostic(`${accepted} pushes accepted; server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    assert.ok(accepted > 1000, `only ${accepted} pushes accepted`);
+    assert.ok(grown < 60 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    assert.ok((await limited(adminPort, 'slow_reader')) > 0, 'pushes held back are counted');
+
+    // what is stored now: the last Topic message of each channel sent to
+    const checker = await H2Client.connect(server.url);
+    t.after(() => checker.close());
+    const stored = checker.monitor(set, { prefer: 'wait=0' });
+    assert.equal((await stored.done).status, 200);
+    const expected = new Set<string>();
+    while (checker.unread > 0) expected.add((await checker.nextPush(0)).path);
+    assert.equal(expected.size, pushUrls.length / 2);
+    // it reads again: the held-open monitor goes on from the store, and every one of them comes
+    relay.resume();
+    const got = new Set<string>();
+    await until(
+      async () => {
+        while (attacker.unread > 0) got.add((await attacker.nextPush(0)).path);
+        return [...expected].every((p) => got.has(p));
+      },
+      'the stored messages reach the monitor once its client reads',
+      10_000,
+    );
+  });
+
+  test('a monitor that accepts pushes but never reads their bodies: memory stays bounded, others keep their service', { timeout: 60_000 }, async (t) => {
+    const { server, adminPort } = await serverProcess(t, ['--max-message-size', String(BODY + 200)]);
+    const helper = await H2Client.connect(server.url);
+    const { set, pushUrls } = await setOf(helper, 40);
+    await helper.close();
+    // reads its socket (and so answers PINGs), but never a pushed stream: their flow-control
+    // windows stay shut, so every body waits on the server
+    const attacker = http2.connect(server.url);
+    t.after(() => attacker.destroy());
+    attacker.on('error', () => {});
+    let promised = 0;
+    attacker.on('stream', (stream) => {
+      promised++;
+      stream.on('error', () => {});
+    });
+    const get = attacker.request({ ':method': 'GET', ':path': new URL(set).pathname });
+    get.on('error', () => {});
+    get.end();
+    let accepted = 0;
+    const grown = await underAttack(server, 'a flood to a monitor that never reads its pushes', async (end) => {
+      accepted = await flood(pushUrls, end);
+    });
+    t.diagnostic(`${accepted} pushes accepted, ${promised} promised; server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    assert.ok(accepted > 1000, `only ${accepted} pushes accepted`);
+    // The flood itself, and the pushes this client does take (slowly: its stream buffers fill),
+    // cost some 60 MB, as for a client that reads every push; holding every push cost 170-270 MB.
+    assert.ok(grown < 100 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    assert.ok((await limited(adminPort, 'slow_reader')) > 0, 'pushes held back are counted');
+  });
+});
+
+describe('held-open monitors of a large set', () => {
+  const MEMBERS = 10_000;
+  const SESSIONS = 5;
+  const STREAMS = 100; // the default --http2-max-concurrent-streams
+
+  test('a GET costs no work per member; the 101st stream of a session is refused; others keep their service', { timeout: 90_000 }, async (t) => {
+    // a set of 10,000 written straight into the store of a server on the same data dir
+    const t0 = Date.now();
+    const setup = await startTestServer({ maxChannelsPerUserAgent: MEMBERS });
+    t.after(() => rmSync(setup.dataDir, { recursive: true, force: true }));
+    const owner = await H2Client.connect(setup.url);
+    const member = await owner.subscribe();
+    await owner.close();
+    const [uaid, ...others] = await setup.store.idleUserAgents(Date.now() + 86_400_000, 10);
+    assert.ok(uaid && others.length === 0);
+    await Promise.all(Array.from({ length: MEMBERS - 1 }, () => setup.store.putSubscription({ uaid, chid: randomBytes(16), keyHash: null })));
+    t.diagnostic(`set of ${MEMBERS} written in ${Date.now() - t0} ms`);
+    await setup.close();
+    const { server } = await serverProcess(t, ['--max-channels', String(MEMBERS)], setup.dataDir);
+    // the setup server's URLs, on this server
+    const here = (url: string) => `${server.url}${new URL(url).pathname}`;
+
+    const monitors: http2.ClientHttp2Stream[] = [];
+    let promised = 0;
+    const grown = await underAttack(server, `${SESSIONS * (STREAMS + 1)} monitors of a set of ${MEMBERS}`, async () => {
+      for (let s = 0; s < SESSIONS; s++) {
+        // a client that opens its streams before it has read the server's SETTINGS
+        const session = http2.connect(server.url, { peerMaxConcurrentStreams: 10_000 });
+        t.after(() => session.destroy());
+        session.on('error', () => {});
+        session.on('stream', (stream) => {
+          promised++;
+          stream.on('error', () => {});
+          stream.resume();
+        });
+        for (let i = 0; i <= STREAMS; i++) {
+          const get = session.request({ ':method': 'GET', ':path': new URL(member.set).pathname });
+          get.on('error', () => {});
+          get.end();
+          monitors.push(get);
+        }
+        await delay(200);
+      }
+    });
+    const refused = monitors.filter((m) => m.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM);
+    t.diagnostic(`${refused.length} of ${monitors.length} monitors refused; server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    assert.equal(refused.length, SESSIONS, 'one stream refused per session: the one past the limit');
+    assert.ok(
+      monitors.every((m, i) => (i % (STREAMS + 1) === STREAMS ? m.closed : !m.closed && m.sentHeaders)),
+      'the others are held open',
+    );
+    assert.ok(grown < 100 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    // and they work: one message to a member reaches every one of them, naming its push URL
+    const sent = await fetch(here(member.push), { method: 'POST', headers: { ttl: '0' } });
+    assert.equal(sent.status, 201);
+    await until(() => promised >= SESSIONS * STREAMS, 'the message pushed to every held-open monitor', SERVICE_MS);
+  });
+});
+
+describe('sets grown without end', () => {
+  test('joining a set that holds --max-channels subscriptions is 429 errno 127, and creates nothing', async () => {
+    const s = await startTestServer({ maxChannelsPerUserAgent: 3 });
+    try {
+      const c = await H2Client.connect(s.url);
+      const { set, pushUrls } = await setOf(c, 3);
+      const refused = await c.request('POST', '/subscribe', { headers: { link: `<${set}>; rel="urn:ietf:params:push:set"` } });
+      assert.equal(refused.status, 429);
+      assert.equal(JSON.parse(refused.body.toString()).errno, 127);
+      assert.equal(refused.headers['retry-after'], undefined, 'waiting changes nothing');
+      assert.equal(refused.headers.location, undefined);
+      // the set keeps its three, and only them: one message to each comes from three push URLs
+      for (const url of pushUrls) assert.equal((await c.send(url)).status, 201);
+      const monitor = c.monitor(set, { prefer: 'wait=0' });
+      assert.equal((await monitor.done).status, 200);
+      const pushed = await monitor.take(3);
+      assert.deepEqual(new Set(pushed.map((p) => links(p.headers.link).get(REL_PUSH))), new Set(pushUrls));
+      assert.equal(c.unread, 0);
+      // a new set is another user agent: it has room
+      assert.equal((await c.subscribe()).response.status, 201);
+      await c.close();
+    } finally {
+      await s.close();
+    }
+  });
+});
