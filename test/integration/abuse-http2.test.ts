@@ -11,7 +11,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { assertAlive, bystander, rssOf } from '../helpers/abuse.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
-import { H2Client, REL_PUSH, links } from '../helpers/h2-client.ts';
+import { H2Client, REL_PUSH, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { freePort } from '../helpers/net.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { startTestServer } from '../helpers/server.ts';
@@ -225,6 +225,48 @@ describe('a user agent that stops reading while it is sent messages', () => {
     // cost some 60 MB, as for a client that reads every push; holding every push cost 170-270 MB.
     assert.ok(grown < 100 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
     assert.ok((await limited(adminPort, 'slow_reader')) > 0, 'pushes held back are counted');
+  });
+});
+
+describe('a session full of pushes, for a client that reads (--http2-max-pending-pushes 1)', () => {
+  test('monitors still get every message in order (batches, live, wait=0), receipts too: each push waits for the one before', { timeout: 30_000 }, async (t) => {
+    const s = await startTestServer({ http2MaxPendingPushes: 1, deliveryBatch: 5 });
+    t.after(() => s.close());
+    const ua = await H2Client.connect(s.url);
+    t.after(() => ua.close());
+    const app = await H2Client.connect(s.url);
+    t.after(() => app.close());
+    const a = await ua.subscribe();
+    const b = await ua.subscribe({ set: a.set });
+    const send = async (i: number, headers: http2.OutgoingHttpHeaders = {}) => {
+      const r = await app.send(i % 2 ? b.push : a.push, { body: aes128gcmBody(`m${i}`), headers });
+      assert.ok(r.status === 201 || r.status === 202, r.body.toString());
+      return r;
+    };
+    const first = await send(0, { prefer: 'respond-async' });
+    const receiptUrl = links(first.headers.link).get(REL_RECEIPT)!;
+    const receiptLink = `<${receiptUrl}>; rel="${REL_RECEIPT}"`;
+    for (let i = 1; i < 12; i++) await send(i, { link: receiptLink });
+    // wait=0 on a second session: all twelve, then 200
+    const other = await H2Client.connect(s.url);
+    t.after(() => other.close());
+    const drained = other.monitor(a.set, { prefer: 'wait=0' });
+    assert.deepEqual((await drained.take(12)).map((p) => markerOf(p.body)), Array.from({ length: 12 }, (_, i) => `m${i}`));
+    assert.equal((await drained.done).status, 200);
+    // held open: batches of five, the next once these are acknowledged, then live
+    const monitor = ua.monitor(a.set);
+    for (const batch of [[0, 5], [5, 10], [10, 12]]) {
+      const got = await monitor.take(batch[1]! - batch[0]!);
+      assert.deepEqual(got.map((p) => markerOf(p.body)), Array.from({ length: batch[1]! - batch[0]! }, (_, i) => `m${batch[0]! + i}`));
+      for (const p of got) assert.equal(await ua.ack(p.url), 204);
+    }
+    for (let i = 12; i < 16; i++) await send(i);
+    assert.deepEqual((await monitor.take(4)).map((p) => markerOf(p.body)), ['m12', 'm13', 'm14', 'm15']);
+    // the twelve acknowledged: twelve receipts, pushed one at a time
+    const receipts = app.monitor(receiptUrl, { prefer: 'wait=0' });
+    const got = await receipts.take(12);
+    assert.ok(got.every((r) => r.status === 204));
+    assert.equal((await receipts.done).status, 200);
   });
 });
 
