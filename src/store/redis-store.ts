@@ -1,0 +1,495 @@
+// The cluster store: Redis 7.0+, shared by any number of webpushd nodes. Every change to a user
+// agent is one function call (src/store/redis/functions.lua) on keys of one hash slot, so it is
+// atomic, and answered only once Redis executed it (with `appendfsync always`, after its AOF
+// fsync). Receipts live with their receipt subscription, in another slot: the user agent's
+// function leaves them in its outbox, and the store moves them on at once (the sweep moves
+// what a crash left behind; a receipt is queued once however often it is moved).
+import { readFileSync } from 'node:fs';
+import { createClient, ErrorReply, RESP_TYPES } from 'redis';
+import { StoreUnavailable } from './errors.ts';
+import { redisError } from './redis/errors.ts';
+import {
+  GLOBAL,
+  outboxKeys,
+  receiptKeys,
+  receiptSlot,
+  slotIndexKeys,
+  slotOfSeq,
+  slotTag,
+  userAgentKeys,
+  userAgentSlot,
+} from './redis/keys.ts';
+import { decodeMessage, encodeMessage } from './redis/record.ts';
+import { DEFAULT_RECEIPT_TTL_MS } from './sqlite-store.ts';
+import {
+  URGENCIES,
+  type MessageFilter,
+  type MessageRef,
+  type NewMessage,
+  type QueuedReceipt,
+  type ReceiptStatus,
+  type ReceiptTarget,
+  type SaveResult,
+  type Store,
+  type StoredMessage,
+  type Subscription,
+  type SweepResult,
+} from './types.ts';
+
+export interface RedisStoreOptions {
+  /** redis://[[user]:password@]host[:port][/db] or rediss://… */
+  url: string;
+  /** Most messages stored for one user agent; further sends are refused until some are acked. */
+  maxStoredPerUserAgent: number;
+  /** Most messages stored for one subscription (default: maxStoredPerUserAgent). */
+  maxStoredPerSubscription?: number;
+  /** Most subscriptions of one user agent; a new one beyond is refused (default: no limit). */
+  maxChannelsPerUserAgent?: number;
+  /** How long a queued receipt waits for its application server (default 24 h). */
+  receiptTtlMs?: number;
+  /** How long a command waits for its reply before it fails as unavailable (default 5000 ms). */
+  commandTimeoutMs?: number;
+  now?: () => number;
+  /** Writes started failing (the error), or succeed again after failing (null). */
+  onWritable?: (failure: Error | null) => void;
+  /** After receipts were queued: the receipt subscriptions that got them. */
+  onReceipts?: (subscriptions: Buffer[]) => void;
+}
+
+const LIBRARY = readFileSync(new URL('./redis/functions.lua', import.meta.url), 'utf8');
+/** The functions' names carry the library's version (functions.lua). */
+const PREFIX = 'wp1_';
+/**
+ * A new user agent's message ids start at its creation time (ms) × this, or after the last id of
+ * the same uaid deleted within a day (functions.lua): ids keep increasing when a uaid is deleted
+ * and made again, as SQLite's never reuse theirs, so an old message URL never names a new
+ * message (below 2^53 until the year 2248).
+ */
+const ID_SEED = 1024;
+/** User agents with expired messages one sweep visits per slot; messages per user agent. */
+const SWEEP_USER_AGENTS = 1000;
+const SWEEP_MESSAGES = 5000;
+
+type Reply = Buffer | number | null | Reply[];
+
+function newClient(url: string, timeoutMs: number, reconnect: () => boolean) {
+  return createClient({
+    url,
+    // while disconnected a command fails at once (503) instead of waiting in a queue
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: timeoutMs,
+      // the first connection fails the start; once running, it retries for ever
+      reconnectStrategy: (retries, cause) => (reconnect() ? Math.min(50 * 2 ** retries, 2000) : cause),
+    },
+    commandOptions: { timeout: timeoutMs, typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array } },
+  });
+}
+
+/** The URL without its password, for messages. */
+function where(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  u.username = '';
+  return u.toString();
+}
+
+export class RedisStore implements Store {
+  readonly #client: ReturnType<typeof newClient>;
+  readonly #where: string;
+  readonly #now: () => number;
+  readonly #maxStored: number;
+  readonly #maxStoredPerSub: number;
+  readonly #maxChannels: number;
+  readonly #receiptTtl: number;
+  readonly #onWritable: (failure: Error | null) => void;
+  readonly #onReceipts: (subscriptions: Buffer[]) => void;
+  #running = false;
+  /** Why the last write failed, until one succeeds again. */
+  #writeFailure: Error | null = null;
+  /** Slots known to be in GLOBAL.slots (the sweeps read the indexes of those). */
+  readonly #registered = new Set<number>();
+  /** Receipt moves under way: close waits for them. */
+  readonly #moves = new Set<Promise<void>>();
+
+  /** Connects, loads the functions, and resolves once it can serve; rejects (StoreUnavailable) when Redis cannot be reached. */
+  static async open(opts: RedisStoreOptions): Promise<RedisStore> {
+    const store = new RedisStore(opts);
+    await store.#start();
+    return store;
+  }
+
+  private constructor(opts: RedisStoreOptions) {
+    this.#where = where(opts.url);
+    this.#now = opts.now ?? Date.now;
+    this.#maxStored = opts.maxStoredPerUserAgent;
+    this.#maxStoredPerSub = opts.maxStoredPerSubscription ?? opts.maxStoredPerUserAgent;
+    this.#maxChannels = opts.maxChannelsPerUserAgent ?? Number.MAX_SAFE_INTEGER;
+    this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
+    this.#onWritable = opts.onWritable ?? (() => {});
+    this.#onReceipts = opts.onReceipts ?? (() => {});
+    this.#client = newClient(opts.url, opts.commandTimeoutMs ?? 5000, () => this.#running);
+    // the client reports each failed reconnection: the store says once that it is failing
+    this.#client.on('error', (err: unknown) => {
+      if (this.#running) this.#failing(redisError(err));
+    });
+    // a Redis that came back may be a new one (a failover, a flushed one): it gets the library
+    this.#client.on('ready', () => {
+      if (this.#running) this.#loadLibrary().catch((err: unknown) => this.#failing(redisError(err)));
+    });
+  }
+
+  async #start(): Promise<void> {
+    try {
+      await this.#client.connect();
+      await this.#loadLibrary();
+    } catch (err) {
+      this.#client.destroy();
+      throw new StoreUnavailable(`cannot use Redis at ${this.#where}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#running = true;
+  }
+
+  async #loadLibrary(): Promise<void> {
+    await this.#client.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', LIBRARY]);
+  }
+
+  #failing(err: unknown): void {
+    const first = this.#writeFailure === null;
+    this.#writeFailure = err instanceof Error ? err : new Error(String(err));
+    if (first) this.#onWritable(this.#writeFailure);
+  }
+
+  async #fcall(name: string, keys: readonly string[], args: readonly (string | Buffer)[], readOnly = false): Promise<Reply> {
+    const command = [readOnly ? 'FCALL_RO' : 'FCALL', PREFIX + name, String(keys.length), ...keys, ...args];
+    try {
+      return await this.#client.sendCommand<Reply>(command);
+    } catch (err) {
+      // a Redis without the library (flushed, or a primary that never had it): load it, once
+      if (!(err instanceof ErrorReply && err.message.startsWith('ERR Function not found'))) throw err;
+      await this.#loadLibrary();
+      return await this.#client.sendCommand<Reply>(command);
+    }
+  }
+
+  #command(args: readonly (string | Buffer)[]): Promise<Reply> {
+    return this.#client.sendCommand<Reply>(args);
+  }
+
+  /** A write, with failures reported the way the Store seam does (StoreUnavailable) and tracked for readiness. */
+  async #write<T>(write: () => Promise<T>): Promise<T> {
+    let value: T;
+    try {
+      value = await write();
+    } catch (raw) {
+      const err = redisError(raw);
+      if (err instanceof StoreUnavailable) this.#failing(err);
+      throw err;
+    }
+    if (this.#writeFailure) {
+      this.#writeFailure = null;
+      this.#onWritable(null);
+    }
+    return value;
+  }
+
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      throw redisError(err);
+    }
+  }
+
+  /** Adds `slot` to the slots the sweeps visit before its first index entry can be written. */
+  async #register(slot: number): Promise<void> {
+    if (this.#registered.has(slot)) return;
+    await this.#command(['SADD', GLOBAL.slots, String(slot)]);
+    this.#registered.add(slot);
+  }
+
+  async #slots(): Promise<number[]> {
+    return ((await this.#command(['SMEMBERS', GLOBAL.slots])) as Buffer[]).map(Number);
+  }
+
+  /**
+   * Moves receipts a user agent's function left in its outbox (`out`: message id, entry, …) to
+   * their receipt subscriptions, then tells the owner. Never rejects: what fails stays in the
+   * outbox, for the sweep.
+   */
+  async #moveReceipts(uaid: Buffer, out: Buffer[]): Promise<void> {
+    if (out.length === 0) return;
+    const move = this.#move(uaid, out).catch((err: unknown) => this.#failing(redisError(err)));
+    this.#moves.add(move);
+    await move;
+    this.#moves.delete(move);
+  }
+
+  async #move(uaid: Buffer, out: Buffer[]): Promise<void> {
+    const bySlot = new Map<number, Buffer[]>();
+    const subs = new Map<string, Buffer>();
+    const ids: Buffer[] = [];
+    for (let i = 0; i < out.length; i += 2) {
+      const [id, entry] = [out[i]!, out[i + 1]!];
+      const sub = entry.subarray(0, 16);
+      const slot = receiptSlot(sub);
+      const args = bySlot.get(slot) ?? [];
+      if (args.length === 0) bySlot.set(slot, args);
+      args.push(id, entry);
+      subs.set(sub.toString('latin1'), sub);
+      ids.push(id);
+    }
+    const expiresAt = String(this.#now() + this.#receiptTtl);
+    const queued = await Promise.all(
+      [...bySlot].map(([slot, args]) => this.#fcall('queue_receipts', receiptKeys(slot), [String(slot), expiresAt, uaid, ...args])),
+    );
+    await this.#fcall('outbox_moved', outboxKeys(uaid), [uaid, ...ids]);
+    if (queued.some((n) => (n as number) > 0)) this.#onReceipts([...subs.values()]);
+  }
+
+  hasUserAgent(uaid: Buffer): Promise<boolean> {
+    return this.#read(async () => (await this.#command(['EXISTS', userAgentKeys(uaid)[0]!])) === 1);
+  }
+
+  putSubscription(sub: Subscription): Promise<boolean> {
+    const now = this.#now();
+    return this.#write(async () => {
+      await this.#register(userAgentSlot(sub.uaid));
+      const args = [sub.uaid, sub.chid, sub.keyHash ?? '', String(now), String(this.#maxChannels), String(now * ID_SEED)];
+      return (await this.#fcall('put_subscription', userAgentKeys(sub.uaid), args)) === 1;
+    });
+  }
+
+  async deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean> {
+    const [existed, out] = (await this.#write(() => this.#fcall('delete_subscription', userAgentKeys(uaid), [uaid, chid]))) as [number, Buffer[]];
+    await this.#moveReceipts(uaid, out);
+    return existed === 1;
+  }
+
+  async deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean> {
+    const args = [uaid, seenBefore === undefined ? '' : String(seenBefore)];
+    const [deleted, out] = (await this.#write(() => this.#fcall('delete_user_agent', userAgentKeys(uaid), args))) as [number, Buffer[]];
+    await this.#moveReceipts(uaid, out);
+    return deleted === 1;
+  }
+
+  async touchUserAgent(uaid: Buffer): Promise<void> {
+    const now = this.#now();
+    await this.#write(() => this.#fcall('touch_user_agent', userAgentKeys(uaid), [uaid, String(now)]));
+  }
+
+  idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
+    return this.#read(async () => {
+      const slots = await this.#slots();
+      const pages = await Promise.all(
+        slots.map(
+          (slot) =>
+            this.#command(['ZRANGE', slotIndexKeys(slotTag(slot))[0]!, '-inf', `(${seenBefore}`, 'BYSCORE', 'LIMIT', '0', String(limit), 'WITHSCORES']) as Promise<
+              [Buffer, number][]
+            >,
+        ),
+      );
+      return pages
+        .flat()
+        .sort((a, b) => a[1] - b[1])
+        .slice(0, limit)
+        .map(([uaid]) => uaid);
+    });
+  }
+
+  getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null> {
+    return this.#read(async () => {
+      const value = (await this.#command(['HGET', userAgentKeys(uaid)[1]!, chid])) as Buffer | null;
+      return value ? { uaid, chid, keyHash: keyHashOf(value) } : null;
+    });
+  }
+
+  listSubscriptions(uaid: Buffer): Promise<Subscription[]> {
+    return this.#read(async () => {
+      const flat = (await this.#command(['HGETALL', userAgentKeys(uaid)[1]!])) as Buffer[];
+      const subs: { created: number; sub: Subscription }[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const value = flat[i + 1]!;
+        subs.push({ created: createdOf(value), sub: { uaid, chid: flat[i]!, keyHash: keyHashOf(value) } });
+      }
+      // as SQLite lists them: oldest first, then by chid
+      subs.sort((a, b) => a.created - b.created || Buffer.compare(a.sub.chid, b.sub.chid));
+      return subs.map((s) => s.sub);
+    });
+  }
+
+  async saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
+    const expiresAt = m.createdAt + m.ttl * 1000;
+    // a receipt subscription lives until the receipts of its messages could have expired
+    const receiptsUntil = String(expiresAt + this.#receiptTtl);
+    const keys = userAgentKeys(m.uaid);
+    const saved = await this.#write(async (): Promise<Reply | 'no-subscription' | 'no-receipt-subscription'> => {
+      if (receipt) {
+        // the receipt subscription is in another slot: it is looked at only for a subscription that exists
+        if ((await this.#command(['HEXISTS', keys[1]!, m.chid])) === 0) return 'no-subscription';
+        const slot = receiptSlot(receipt.id);
+        if (receipt.create) {
+          await this.#register(slot);
+          await this.#fcall('create_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil]);
+        } else if ((await this.#fcall('use_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil, String(this.#now())])) === 0) {
+          return 'no-receipt-subscription';
+        }
+      }
+      const record = encodeMessage(m, expiresAt, receipt?.id);
+      const args = [m.uaid, m.chid, m.topic ?? '', record, String(expiresAt), String(this.#maxStoredPerSub), String(this.#maxStored)];
+      return this.#fcall('save_message', keys, args);
+    });
+    if (typeof saved === 'string') return { ok: false, reason: saved };
+    const [code, id, replaced, out] = saved as [number, number, number, Buffer[]];
+    if (code === 1) return { ok: false, reason: 'no-subscription' };
+    if (code === 2) return { ok: false, reason: 'too-many-stored' };
+    await this.#moveReceipts(m.uaid, out);
+    const message: StoredMessage = { ...m, id, expiresAt };
+    if (receipt) message.receipt = receipt.id;
+    return { ok: true, message, replacedId: replaced === 0 ? null : replaced };
+  }
+
+  pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]> {
+    const now = this.#now();
+    const minUrgency = filter?.minUrgency ? URGENCIES.indexOf(filter.minUrgency) : 0;
+    const args = [String(afterId), String(limit), String(now), filter?.chid ?? '', String(minUrgency)];
+    return this.#read(async () => {
+      const flat = (await this.#fcall('pending_messages', userAgentKeys(uaid), args, true)) as (number | Buffer)[];
+      const messages: StoredMessage[] = [];
+      for (let i = 0; i < flat.length; i += 2) messages.push(decodeMessage(uaid, flat[i] as number, flat[i + 1] as Buffer));
+      return messages;
+    });
+  }
+
+  async deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
+    const [deleted, out] = (await this.#write(() => this.#fcall('delete_message', userAgentKeys(uaid), [uaid, chid, String(id)]))) as [
+      number,
+      Buffer[],
+    ];
+    await this.#moveReceipts(uaid, out);
+    return deleted === 1;
+  }
+
+  hasReceiptSubscription(id: Buffer): Promise<boolean> {
+    return this.#read(async () => {
+      const expires = (await this.#command(['ZSCORE', receiptKeys(receiptSlot(id))[0]!, id])) as number | null;
+      return expires !== null && expires > this.#now();
+    });
+  }
+
+  pendingReceipts(subscription: Buffer, afterSeq: number, limit: number): Promise<QueuedReceipt[]> {
+    const args = [subscription, String(afterSeq), String(limit), String(this.#now())];
+    return this.#read(async () => {
+      const flat = (await this.#fcall('pending_receipts', receiptKeys(receiptSlot(subscription)), args, true)) as (number | Buffer)[];
+      const receipts: QueuedReceipt[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        // subscription (16), uaid (16), chid (16), status (3 digits), message id
+        const rec = flat[i + 1] as Buffer;
+        receipts.push({
+          seq: flat[i] as number,
+          subscription: rec.subarray(0, 16),
+          uaid: rec.subarray(16, 32),
+          chid: rec.subarray(32, 48),
+          messageId: Number(rec.toString('latin1', 51)),
+          status: Number(rec.toString('latin1', 48, 51)) as ReceiptStatus,
+        });
+      }
+      return receipts;
+    });
+  }
+
+  async deleteReceipt(seq: number): Promise<void> {
+    await this.#write(() => this.#fcall('delete_receipt', receiptKeys(slotOfSeq(seq)), [String(seq)]));
+  }
+
+  /**
+   * Visits every slot that holds indexes: expired messages of the user agents due (their 410
+   * receipts queued), receipts a crash left in outboxes, expired receipts and receipt subscriptions.
+   */
+  async sweep(): Promise<SweepResult> {
+    const now = String(this.#now());
+    const slots = await this.#read(() => this.#slots());
+    const expired: MessageRef[] = [];
+    const result: SweepResult = { expired, receipts: 0, receiptSubscriptions: [] };
+    await this.#write(() =>
+      Promise.all(
+        slots.map(async (slot) => {
+          const [, expiryIndex, outboxIndex] = slotIndexKeys(slotTag(slot));
+          const due = (await this.#command(['ZRANGE', expiryIndex!, '-inf', now, 'BYSCORE', 'LIMIT', '0', String(SWEEP_USER_AGENTS)])) as Buffer[];
+          for (const uaid of due) {
+            const [flat, out] = (await this.#fcall('sweep_user_agent', userAgentKeys(uaid), [uaid, now, String(SWEEP_MESSAGES)])) as [
+              (number | Buffer)[],
+              Buffer[],
+            ];
+            const refs: MessageRef[] = [];
+            for (let i = 0; i < flat.length; i += 2) refs.push({ uaid, chid: flat[i + 1] as Buffer, id: flat[i] as number });
+            expired.push(...refs.sort((a, b) => a.id - b.id));
+            await this.#moveReceipts(uaid, out);
+          }
+          for (const uaid of (await this.#command(['SMEMBERS', outboxIndex!])) as Buffer[]) {
+            await this.#moveReceipts(uaid, (await this.#command(['HGETALL', outboxKeys(uaid)[0]!])) as Buffer[]);
+          }
+          const [receipts, subs] = (await this.#fcall('sweep_receipts', receiptKeys(slot), [now, String(SWEEP_MESSAGES)])) as [number, Buffer[]];
+          result.receipts += receipts;
+          result.receiptSubscriptions.push(...subs);
+        }),
+      ),
+    );
+    return result;
+  }
+
+  async sweepExpired(): Promise<number> {
+    return (await this.sweep()).expired.length;
+  }
+
+  broadcasts(): Promise<Map<string, string>> {
+    return this.#read(async () => {
+      const flat = (await this.#command(['HGETALL', GLOBAL.broadcasts])) as Buffer[];
+      const versions = new Map<string, string>();
+      for (let i = 0; i < flat.length; i += 2) versions.set(flat[i]!.toString('utf8'), flat[i + 1]!.toString('utf8'));
+      return versions;
+    });
+  }
+
+  async putBroadcasts(versions: Readonly<Record<string, string>>): Promise<void> {
+    const pairs = Object.entries(versions).flat();
+    if (pairs.length > 0) await this.#write(() => this.#command(['HSET', GLOBAL.broadcasts, ...pairs]));
+  }
+
+  /**
+   * null while the store reads and writes; else why not. A cheap read while writes succeed;
+   * while they fail, a write of the probe key, so recovery is seen without other traffic.
+   */
+  async unavailable(): Promise<string | null> {
+    if (this.#writeFailure) {
+      try {
+        await this.#write(() => this.#command(['SET', GLOBAL.probe, String(this.#now())]));
+      } catch (err) {
+        return `store cannot write: ${(err as Error).message}`;
+      }
+    }
+    try {
+      await this.#read(() => this.#command(['EXISTS', GLOBAL.probe]));
+      return null;
+    } catch (err) {
+      return `store unreachable: ${(err as Error).message}`;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#moves);
+    this.#running = false;
+    if (this.#client.isReady) await this.#client.close();
+    else this.#client.destroy();
+  }
+}
+
+/** A subscription's value: "<created ms>:<key hash>" (functions.lua: put_subscription). */
+function createdOf(value: Buffer): number {
+  return Number(value.toString('latin1', 0, value.indexOf(0x3a)));
+}
+
+function keyHashOf(value: Buffer): Buffer | null {
+  const hash = value.subarray(value.indexOf(0x3a) + 1);
+  return hash.length > 0 ? hash : null;
+}
