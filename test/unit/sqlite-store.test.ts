@@ -1,23 +1,27 @@
+// What only the SQLite store does: one commit for all writes of an event-loop turn, and the
+// versioned schema (a data dir from before versioning migrates in place; a newer file is
+// refused). Its behaviour as a Store is test/unit/store-sqlite.test.ts (the shared contract);
+// its faults are test/unit/sqlite-store-faults.test.ts.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, test } from 'node:test';
-import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
+import { SCHEMA_VERSION, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
 import type { NewMessage } from '../../src/store/types.ts';
 
 function open(opts: Partial<SqliteStoreOptions> = {}) {
-  let now = 1_000_000;
   const commits: number[] = [];
   const store = new SqliteStore({
     path: ':memory:',
     maxStoredPerUserAgent: 5,
-    now: () => now,
+    now: () => 1_000_000,
     onCommit: (_ms, writes) => commits.push(writes),
     ...opts,
   });
-  return { store, commits, advance: (ms: number) => (now += ms), now: () => now };
+  return { store, commits };
 }
 
 const sub = () => ({ uaid: randomBytes(16), chid: randomBytes(16), keyHash: null });
@@ -29,108 +33,78 @@ function message(s: { uaid: Buffer; chid: Buffer }, over: Partial<NewMessage> = 
     ttl: 60,
     topic: null,
     urgency: 'normal',
-    headers: { encoding: 'aes128gcm' },
-    body: Buffer.from('body'),
+    headers: null,
+    body: Buffer.from('x'),
     createdAt: 1_000_000,
     ...over,
   };
 }
 
-describe('SqliteStore', () => {
-  test('a message for an unknown subscription is refused', async () => {
-    const { store } = open();
-    assert.deepEqual(await store.saveMessage(message(sub())), { ok: false, reason: 'no-subscription' });
-  });
+async function save(store: SqliteStore, m: NewMessage, receipt?: { id: Buffer; create: boolean }): Promise<number> {
+  const r = await store.saveMessage(m, receipt);
+  assert.ok(r.ok, JSON.stringify(r));
+  return r.message.id;
+}
 
-  test('messages come back in order with every field', async () => {
-    const { store } = open();
-    const s = sub();
-    await store.putSubscription(s);
-    const a = await store.saveMessage(message(s, { urgency: 'high', topic: 'x', body: Buffer.from([1, 2, 3]) }));
-    const b = await store.saveMessage(
-      message(s, { headers: { encoding: 'aesgcm', encryption: 'salt=abc', cryptoKey: 'dh=def' }, urgency: 'very-low' }),
-    );
-    assert.ok(a.ok && b.ok && a.message.id < b.message.id);
-    const got = await store.pendingMessages(s.uaid, 0, 10);
-    assert.equal(got.length, 2);
-    assert.deepEqual(got[0], { ...message(s, { urgency: 'high', topic: 'x', body: Buffer.from([1, 2, 3]) }), id: a.message.id, expiresAt: 1_060_000 });
-    assert.deepEqual(got[1]!.headers, { encoding: 'aesgcm', encryption: 'salt=abc', cryptoKey: 'dh=def' });
-    assert.equal(got[1]!.urgency, 'very-low');
-    assert.deepEqual(await store.pendingMessages(s.uaid, a.message.id, 10), [got[1]]);
-  });
+test('all writes of one event-loop turn share one commit', async () => {
+  const { store, commits } = open();
+  const s = sub();
+  await store.putSubscription(s);
+  commits.length = 0;
+  const results = await Promise.all(Array.from({ length: 20 }, () => store.saveMessage(message(s, { ttl: 5 }))));
+  assert.equal(results.filter((r) => !r.ok).length, 15, 'cap of 5 applies inside one transaction too');
+  assert.deepEqual(commits, [20]);
+});
 
-  test('a topic replaces the pending message of the same topic and subscription only', async () => {
-    const { store } = open();
-    const s = sub();
-    const other = { ...s, chid: randomBytes(16) };
-    await store.putSubscription(s);
-    await store.putSubscription(other);
-    const first = await store.saveMessage(message(s, { topic: 't', body: Buffer.from('old') }));
-    await store.saveMessage(message(other, { topic: 't' }));
-    const second = await store.saveMessage(message(s, { topic: 't', body: Buffer.from('new') }));
-    assert.ok(first.ok && second.ok);
-    assert.equal(second.replacedId, first.message.id);
-    const bodies = (await store.pendingMessages(s.uaid, 0, 10)).map((m) => m.body.toString());
-    assert.deepEqual(bodies, ['body', 'new']);
-  });
+describe('schema migration', () => {
+  // The schema webpushd wrote before it versioned its database files (user_version 0).
+  const UNVERSIONED = `
+    CREATE TABLE user_agents (uaid BLOB PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE subscriptions (uaid BLOB NOT NULL, chid BLOB NOT NULL, key_hash BLOB, created_at INTEGER NOT NULL,
+      PRIMARY KEY (uaid, chid)) WITHOUT ROWID;
+    CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, uaid BLOB NOT NULL, chid BLOB NOT NULL, topic TEXT,
+      urgency INTEGER NOT NULL, ttl INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      encoding TEXT, encryption TEXT, crypto_key TEXT, body BLOB NOT NULL);
+    CREATE INDEX messages_by_user_agent ON messages (uaid, id);
+    CREATE UNIQUE INDEX messages_by_topic ON messages (uaid, chid, topic) WHERE topic IS NOT NULL;
+    CREATE INDEX messages_by_expiry ON messages (expires_at);`;
 
-  test('the per-user-agent cap refuses more, but a topic replacement still fits', async () => {
-    const { store } = open({ maxStoredPerUserAgent: 2 });
-    const s = sub();
-    await store.putSubscription(s);
-    assert.ok((await store.saveMessage(message(s))).ok);
-    assert.ok((await store.saveMessage(message(s, { topic: 't' }))).ok);
-    assert.deepEqual(await store.saveMessage(message(s)), { ok: false, reason: 'too-many-stored' });
-    assert.ok((await store.saveMessage(message(s, { topic: 't' }))).ok);
-  });
-
-  test('expired messages are never returned and are swept', async () => {
-    const { store, advance } = open();
-    const s = sub();
-    await store.putSubscription(s);
-    await store.saveMessage(message(s, { ttl: 1 }));
-    await store.saveMessage(message(s, { ttl: 10 }));
-    advance(1000);
-    assert.equal((await store.pendingMessages(s.uaid, 0, 10)).length, 1);
-    assert.equal(await store.sweepExpired(), 1);
-    advance(9000);
-    assert.equal(await store.sweepExpired(), 1);
-    assert.equal((await store.pendingMessages(s.uaid, 0, 10)).length, 0);
-  });
-
-  test('deleting a subscription deletes its messages; deleteMessage is scoped to its subscription', async () => {
-    const { store } = open();
-    const s = sub();
-    await store.putSubscription(s);
-    const saved = await store.saveMessage(message(s));
-    assert.ok(saved.ok);
-    assert.equal(await store.deleteMessage(s.uaid, randomBytes(16), saved.message.id), false);
-    await store.deleteSubscription(s.uaid, s.chid);
-    assert.equal(await store.getSubscription(s.uaid, s.chid), null);
-    assert.equal(await store.deleteMessage(s.uaid, s.chid, saved.message.id), false);
-    assert.equal(await store.hasUserAgent(s.uaid), true, 'the user agent stays known');
-  });
-
-  test('all writes of one event-loop turn share one commit', async () => {
-    const { store, commits } = open();
-    const s = sub();
-    await store.putSubscription(s);
-    commits.length = 0;
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.saveMessage(message(s, { ttl: 5 }))));
-    assert.equal(results.filter((r) => !r.ok).length, 15, 'cap of 5 applies inside one transaction too');
-    assert.deepEqual(commits, [20]);
-  });
-
-  test('committed data survives reopening the file', async () => {
+  test('a data dir from before keeps its subscriptions and messages and gains receipts', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'webpushd-store-')), 'db');
     const s = { uaid: randomBytes(16), chid: randomBytes(16), keyHash: randomBytes(16) };
-    const a = open({ path, now: Date.now });
-    await a.store.putSubscription(s);
-    await a.store.saveMessage(message(s, { createdAt: Date.now() }));
-    await a.store.close();
-    const b = open({ path, now: Date.now });
-    assert.deepEqual(await b.store.getSubscription(s.uaid, s.chid), s);
-    assert.equal((await b.store.pendingMessages(s.uaid, 0, 10)).length, 1);
-    await b.store.close();
+    const old = new DatabaseSync(path);
+    old.exec(UNVERSIONED);
+    old.prepare('INSERT INTO user_agents VALUES (?, ?)').run(s.uaid, 1);
+    old.prepare('INSERT INTO subscriptions VALUES (?, ?, ?, ?)').run(s.uaid, s.chid, s.keyHash, 1);
+    old
+      .prepare('INSERT INTO messages (uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, body) VALUES (?, ?, ?, 2, 60, ?, ?, ?, ?)')
+      .run(s.uaid, s.chid, 't', 1_000_000, 1_060_000, 'aes128gcm', Buffer.from('old'));
+    old.close();
+
+    const { store } = open({ path });
+    assert.deepEqual(await store.getSubscription(s.uaid, s.chid), s);
+    // migrated user agents count as seen at the migration, not at their creation (1 ms)
+    assert.deepEqual(await store.idleUserAgents(Date.now() - 60_000, 10), []);
+    assert.deepEqual(await store.idleUserAgents(Date.now() + 60_000, 10), [s.uaid]);
+    const [m] = await store.pendingMessages(s.uaid, 0, 10);
+    assert.deepEqual([m!.body.toString(), m!.topic, m!.urgency, m!.receipt], ['old', 't', 'normal', undefined]);
+    const rid = randomBytes(16);
+    await save(store, message(s, { topic: 't' }), { id: rid, create: true });
+    await store.close();
+
+    const db = new DatabaseSync(path);
+    assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
+    db.close();
+    const again = open({ path });
+    assert.equal((await again.store.pendingMessages(s.uaid, 0, 10)).length, 1, 'reopening a current file changes nothing');
+    await again.store.close();
+  });
+
+  test('a file from a newer webpushd is refused', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'webpushd-store-')), 'db');
+    const db = new DatabaseSync(path);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    assert.throws(() => open({ path }), new RegExp(`schema version ${SCHEMA_VERSION + 1}; this webpushd knows up to ${SCHEMA_VERSION}`));
   });
 });

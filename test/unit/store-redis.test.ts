@@ -1,0 +1,192 @@
+// The Store contract (test/contract/store-contract.ts) on the Redis store, against a redis-server
+// of this file's own (emptied before each test), and what only Redis does: the functions loaded
+// again into a Redis that lost them, and "cannot serve now" as StoreUnavailable.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from 'redis';
+import { StoreUnavailable } from '../../src/store/errors.ts';
+import { receiptKeys, receiptSlot, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
+import { RedisStore } from '../../src/store/redis-store.ts';
+import type { NewMessage } from '../../src/store/types.ts';
+import { storeContract } from '../contract/store-contract.ts';
+import { freePort } from '../helpers/net.ts';
+import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
+import { until } from '../helpers/wait.ts';
+
+const skip = skipWithoutRedis();
+let redis: RedisServer | undefined;
+let admin: ReturnType<typeof createClient> | undefined;
+before(async () => {
+  if (skip) return;
+  redis = await startRedisServer();
+  admin = createClient({ url: redis.url });
+  await admin.connect();
+});
+after(async () => {
+  await admin?.close();
+  await redis?.stop();
+});
+
+storeContract(
+  'RedisStore',
+  async (opts) => {
+    await admin!.flushDb();
+    const open = () => RedisStore.open({ url: redis!.url, ...opts });
+    const store = await open();
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        return open();
+      },
+    };
+  },
+  { skip },
+);
+
+const message = (uaid: Buffer, chid: Buffer, over: Partial<NewMessage> = {}): NewMessage => ({
+  uaid,
+  chid,
+  ttl: 60,
+  topic: null,
+  urgency: 'normal',
+  headers: null,
+  body: Buffer.alloc(100),
+  createdAt: Date.now(),
+  ...over,
+});
+
+describe('RedisStore on Redis only', { skip }, () => {
+  test('every key of a user agent, with its slot indexes, and of a receipt slot is in one hash slot of Redis Cluster', async () => {
+    const cluster = await startRedisServer({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'] });
+    const c = createClient({ url: cluster.url });
+    try {
+      await c.connect();
+      for (let i = 0; i < 20; i++) {
+        const uaid = randomBytes(16);
+        const slots = await Promise.all(userAgentKeys(uaid).map((k) => c.clusterKeySlot(k)));
+        assert.deepEqual(new Set(slots), new Set([userAgentSlot(uaid)]), userAgentKeys(uaid).join(' '));
+        const rslot = receiptSlot(randomBytes(16));
+        assert.deepEqual(new Set(await Promise.all(receiptKeys(rslot).map((k) => c.clusterKeySlot(k)))), new Set([rslot]));
+      }
+    } finally {
+      await c.close();
+      await cluster.stop();
+    }
+  });
+
+  test('a Redis that lost the functions (FUNCTION FLUSH) gets them again on the next call', async () => {
+    await admin!.flushDb();
+    const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10 });
+    try {
+      const [uaid, chid] = [randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      await admin!.functionFlush();
+      assert.ok((await store.saveMessage(message(uaid, chid))).ok);
+      assert.equal((await store.pendingMessages(uaid, 0, 10)).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a receipt left in an outbox (a crash before it was moved) is moved by the sweep, once', async () => {
+    await admin!.flushDb();
+    const notified: Buffer[][] = [];
+    const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10, onReceipts: (ids) => notified.push(ids) });
+    try {
+      const [uaid, chid, rid] = [randomBytes(16), randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      const saved = await store.saveMessage(message(uaid, chid), { id: rid, create: true });
+      assert.ok(saved.ok);
+      // the acknowledgement as the store's first step alone, the move never made
+      const keys = userAgentKeys(uaid);
+      await admin!.fCall('wp1_delete_message', { keys, arguments: [uaid, chid, String(saved.message.id)] as never });
+      assert.deepEqual(await store.pendingReceipts(rid, 0, 10), []);
+      await store.sweep();
+      const [r] = await store.pendingReceipts(rid, 0, 10);
+      assert.deepEqual([r?.messageId, r?.status], [saved.message.id, 204]);
+      assert.deepEqual(notified, [[rid]]);
+      // moved again (the outbox was cleared after a failure to clear it): still one receipt
+      const entry = Buffer.concat([rid, chid, Buffer.from('204')]);
+      await admin!.hSet(keys[7]!, String(saved.message.id), entry);
+      await admin!.sAdd(keys[10]!, uaid);
+      await store.sweep();
+      assert.equal((await store.pendingReceipts(rid, 0, 10)).length, 1);
+      assert.equal(await admin!.exists(keys[7]!), 0, 'the outbox is empty');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('Redis down: StoreUnavailable, reported once, readiness says so; back: it recovers by itself, nothing lost', async () => {
+    const own = await startRedisServer();
+    const events: (string | null)[] = [];
+    const store = await RedisStore.open({
+      url: own.url,
+      maxStoredPerUserAgent: 10,
+      commandTimeoutMs: 1000,
+      onWritable: (failure) => events.push(failure ? failure.message : null),
+    });
+    try {
+      const [uaid, chid] = [randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      const kept = await store.saveMessage(message(uaid, chid));
+      assert.ok(kept.ok);
+      await own.kill9();
+      await assert.rejects(store.saveMessage(message(uaid, chid)), StoreUnavailable);
+      await assert.rejects(store.pendingMessages(uaid, 0, 10), StoreUnavailable);
+      await assert.rejects(store.deleteMessage(uaid, chid, kept.message.id), StoreUnavailable);
+      assert.match((await store.unavailable()) ?? '', /^store cannot write: redis: /);
+      assert.equal(events.filter((e) => e !== null).length, 1, 'the change to failing is reported once');
+      await own.restart();
+      await until(async () => (await store.unavailable()) === null, 'ready again');
+      assert.equal(events.at(-1), null);
+      assert.deepEqual((await store.pendingMessages(uaid, 0, 10)).map((m) => m.id), [kept.message.id], 'from the AOF');
+      assert.ok((await store.saveMessage(message(uaid, chid))).ok);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
+  test('a full Redis (maxmemory, noeviction) refuses new messages as StoreUnavailable, yet takes acknowledgements', async () => {
+    const own = await startRedisServer({ args: ['--maxmemory-policy', 'noeviction'] });
+    const c = createClient({ url: own.url });
+    const store = await RedisStore.open({ url: own.url, maxStoredPerUserAgent: 100 });
+    try {
+      await c.connect();
+      const [uaid, chid] = [randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      const ids: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const r = await store.saveMessage(message(uaid, chid));
+        assert.ok(r.ok);
+        ids.push(r.message.id);
+      }
+      // whatever it holds now is more than it may
+      await c.configSet('maxmemory', '1');
+      await assert.rejects(store.saveMessage(message(uaid, chid)), (err) => err instanceof StoreUnavailable && /OOM/.test(err.message));
+      await assert.rejects(store.putSubscription({ uaid, chid: randomBytes(16), keyHash: null }), StoreUnavailable);
+      assert.match((await store.unavailable()) ?? '', /^store cannot write: redis: OOM/);
+      assert.deepEqual((await store.pendingMessages(uaid, 0, 100)).map((m) => m.id), ids, 'a refused write left nothing behind');
+      // acknowledgements free memory, so they pass
+      for (const id of ids.slice(0, 5)) assert.equal(await store.deleteMessage(uaid, chid, id), true);
+      await c.configSet('maxmemory', '0');
+      assert.equal(await store.unavailable(), null, 'room again');
+      assert.ok((await store.saveMessage(message(uaid, chid))).ok);
+    } finally {
+      await c.close();
+      await store.close();
+      await own.stop();
+    }
+  });
+
+  test('a Redis that cannot be reached fails the start, naming it without its password', async () => {
+    const port = await freePort();
+    await assert.rejects(
+      RedisStore.open({ url: `redis://:hunter2@127.0.0.1:${port}/3`, maxStoredPerUserAgent: 10, commandTimeoutMs: 500 }),
+      (err) => err instanceof StoreUnavailable && err.message.includes(`127.0.0.1:${port}/3`) && !err.message.includes('hunter2'),
+    );
+  });
+});
