@@ -71,3 +71,35 @@ export async function bystander(url: string): Promise<Bystander> {
     },
   };
 }
+
+/**
+ * Runs `attack(end)` for `ms` while every bystander is checked over and over (a user agent's
+ * pace, under the per-subscription rate limit); then the server must be alive and each bystander
+ * served once more. Returns the server's peak RSS growth during the attack.
+ */
+export async function underAttack(
+  server: ServerProcess,
+  name: string,
+  bystanders: Bystander[],
+  ms: number,
+  attack: (end: number) => Promise<void>,
+): Promise<number> {
+  const before = rssOf(server.proc.pid!);
+  const end = Date.now() + ms;
+  let peak = before;
+  const sampling = setInterval(() => (peak = Math.max(peak, rssOf(server.proc.pid!))), 100);
+  try {
+    const attacking = attack(end);
+    while (Date.now() < end) {
+      for (const b of bystanders) await b.check(`during ${name}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await attacking;
+  } finally {
+    clearInterval(sampling);
+  }
+  assertAlive(server);
+  for (const b of bystanders) await b.check(`after ${name}`);
+  return peak - before;
+}
+

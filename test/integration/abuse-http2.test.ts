@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { assertAlive, bystander, rssOf } from '../helpers/abuse.ts';
+import { bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
 import { H2Client, REL_PUSH, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { freePort } from '../helpers/net.ts';
@@ -62,32 +62,16 @@ async function h2Bystander(url: string) {
   };
 }
 
-/** Runs `attack` until ATTACK_MS passed while both bystanders are checked; returns the server's peak RSS growth. */
+/** The attack with a WebSocket and an HTTP/2 bystander (test/helpers/abuse.ts). */
 async function underAttack(server: ServerProcess, name: string, attack: (end: number) => Promise<void>): Promise<number> {
   const ws = await bystander(server.url);
   const h2 = await h2Bystander(server.url);
-  const before = rssOf(server.proc.pid!);
-  const end = Date.now() + ATTACK_MS;
-  let peak = before;
-  const sampling = setInterval(() => (peak = Math.max(peak, rssOf(server.proc.pid!))), 100);
   try {
-    const attacking = attack(end);
-    while (Date.now() < end) {
-      await ws.check(`during ${name}`);
-      await h2.check(`during ${name}`);
-      // a user agent's pace, under the per-subscription rate limit
-      await delay(50);
-    }
-    await attacking;
+    return await underAttackWith(server, name, [ws, h2], ATTACK_MS, attack);
   } finally {
-    clearInterval(sampling);
+    await ws.close();
+    await h2.close();
   }
-  assertAlive(server);
-  await ws.check(`after ${name}`);
-  await h2.check(`after ${name}`);
-  await ws.close();
-  await h2.close();
-  return peak - before;
 }
 
 /** A TCP relay to `port` that can stop reading what the server sends: the client behind it then reads nothing. */

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { assertAlive, bystander, rssOf } from '../helpers/abuse.ts';
+import { bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
 import { freePort } from '../helpers/net.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -23,24 +23,14 @@ before(async () => {
 });
 after(() => server.stop());
 
-/** Runs `attack` for ATTACK_MS while the bystander is checked; returns the server's RSS growth. */
-async function underAttack(server: ServerProcess, name: string, attack: (until: number) => Promise<void>): Promise<number> {
+/** The attack with a WebSocket bystander (test/helpers/abuse.ts). */
+async function underAttack(server: ServerProcess, name: string, attack: (end: number) => Promise<void>): Promise<number> {
   const good = await bystander(server.url);
-  const before = rssOf(server.proc.pid!);
-  const end = Date.now() + ATTACK_MS;
-  let peak = before;
-  const sampling = setInterval(() => (peak = Math.max(peak, rssOf(server.proc.pid!))), 100);
   try {
-    const attacking = attack(end);
-    while (Date.now() < end) await good.check(`during ${name}`);
-    await attacking;
+    return await underAttackWith(server, name, [good], ATTACK_MS, attack);
   } finally {
-    clearInterval(sampling);
+    await good.close();
   }
-  assertAlive(server);
-  await good.check(`after ${name}`);
-  await good.close();
-  return peak - before;
 }
 
 describe('frames sent faster than the server handles them', () => {
