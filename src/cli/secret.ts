@@ -2,11 +2,13 @@
 // server reads the file again on SIGHUP (or at its next start).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
-import { DEFAULTS } from '../config.ts';
 import { SECRET_FILE, retireSecrets, rotateSecrets } from '../tokens/secret-file.ts';
+import { resolveDataDir } from './data-dir.ts';
 
-const dataDirOption = () =>
-  new Option('--data-dir <dir>', 'the data dir of the server').env('WEBPUSHD_DATA_DIR').default(DEFAULTS.dataDir);
+// no default here: the same one as `serve` (./data in a checkout, else a state directory)
+const dataDirOption = () => new Option('--data-dir <dir>', 'the data dir of the server (default: as for serve)').env('WEBPUSHD_DATA_DIR');
+/** An empty variable counts as unset, as for serve. */
+const dataDirOf = (o: { dataDir?: string }) => resolveDataDir(o.dataDir || undefined);
 
 function run(action: () => string): void {
   try {
@@ -23,10 +25,11 @@ export function secretCommand(): Command {
     .command('rotate')
     .description('Add a new secret that seals new URLs once the server reloads (SIGHUP) or restarts; old URLs keep working')
     .addOption(dataDirOption())
-    .action((o: { dataDir: string }) =>
+    .action((o: { dataDir?: string }) =>
       run(() => {
-        const n = rotateSecrets(o.dataDir);
-        return `added a new secret to ${join(o.dataDir, SECRET_FILE)} (${n} in all); send the server SIGHUP (or restart it) to use it`;
+        const dir = dataDirOf(o);
+        const n = rotateSecrets(dir);
+        return `added a new secret to ${join(dir, SECRET_FILE)} (${n} in all); send the server SIGHUP (or restart it) to use it`;
       }),
     );
   secret
@@ -39,10 +42,11 @@ export function secretCommand(): Command {
         return Number(v);
       }),
     )
-    .action((o: { dataDir: string; keep: number }) =>
+    .action((o: { dataDir?: string; keep: number }) =>
       run(() => {
-        const dropped = retireSecrets(o.dataDir, o.keep);
-        return `dropped ${dropped} secret(s) from ${join(o.dataDir, SECRET_FILE)}, kept ${o.keep}; send the server SIGHUP (or restart it) to apply`;
+        const dir = dataDirOf(o);
+        const dropped = retireSecrets(dir, o.keep);
+        return `dropped ${dropped} secret(s) from ${join(dir, SECRET_FILE)}, kept ${o.keep}; send the server SIGHUP (or restart it) to apply`;
       }),
     );
   return secret;

@@ -2,11 +2,15 @@
 // the optional JSON config file (--config, WEBPUSHD_CONFIG); see src/config/schema.ts and
 // docs/CONFIGURATION.md. Precedence: flag > environment > file > default.
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULTS, type Config } from '../config.ts';
 import { CONFIG_ENV, ConfigError, ENV_PREFIX, configToJson, loadConfig } from '../config/load.ts';
 import { OPTIONS } from '../config/schema.ts';
 import { startServer } from '../server.ts';
+import { SECRET_FILE } from '../tokens/secret-file.ts';
+import { resolveDataDir } from './data-dir.ts';
 
 export function serveCommand(): Command {
   const cmd = new Command('serve').description(
@@ -29,9 +33,12 @@ export function serveCommand(): Command {
     let config: Config;
     const flags: Partial<Record<keyof Config, string | string[]>> = {};
     for (const [key, name] of attribute) if (o[name] !== undefined) flags[key] = o[name] as string | string[];
-    const load = () => loadConfig({ flags, env: process.env, configFile: o.config as string | undefined }).config;
+    const load = () => loadConfig({ flags, env: process.env, configFile: o.config as string | undefined });
     try {
-      config = load();
+      const loaded = load();
+      config = loaded.config;
+      // absolute, and a default that does not depend on the directory it is started from
+      config.dataDir = resolveDataDir(loaded.sources.dataDir === 'default' ? undefined : config.dataDir);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`config error: ${err.message}\n`);
@@ -44,6 +51,7 @@ export function serveCommand(): Command {
     const log = pino({ level: config.logLevel });
     // whatever the service creates (database, WAL, secrets, demo keys) is for its own user only
     process.umask(0o077);
+    const newSecret = !existsSync(join(config.dataDir, SECRET_FILE));
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer(config, log);
@@ -52,6 +60,8 @@ export function serveCommand(): Command {
       log.fatal({ err: (err as Error).message }, 'could not start');
       process.exit(1);
     }
+    if (newSecret) log.info({ dataDir: config.dataDir }, 'created a new token secret: a new set of push URLs (those of any other data dir answer 404 here)');
+    process.stderr.write(`${startLine(server.url, config.demo === 'on', config.dataDir, newSecret)}\n`);
     let stopping = false;
     const stop = (signal: string) => {
       // A repeated signal (impatient supervisor, Ctrl-C twice) must not kill the process
@@ -79,13 +89,28 @@ export function serveCommand(): Command {
       // the configured broadcast versions (flags, environment, file) are applied again
       let broadcasts: Map<string, string>;
       try {
-        broadcasts = load().broadcasts;
+        broadcasts = load().config.broadcasts;
       } catch (err) {
         return void log.error({ err: (err as Error).message }, 'reloading the configuration failed: the broadcast versions in use stay');
       }
       server.setBroadcasts(Object.fromEntries(broadcasts)).catch((err: unknown) => log.error({ err }, 'applying the configured broadcast versions failed'));
     });
   });
+}
+
+/**
+ * The line for a person starting the service (the JSON log is on stdout, this on stderr): where
+ * the demo is, what Firefox's dom.push.serverURL must be, and which data dir holds the secret.
+ */
+export function startLine(url: string, demo: boolean, dataDir: string, newSecret: boolean): string {
+  const { protocol, host } = new URL(url);
+  const ws = `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/`;
+  return [
+    `webpushd serves ${url}`,
+    demo ? `demo ${url}/demo/` : 'demo off',
+    `Firefox about:config dom.push.serverURL = ${ws}${protocol === 'https:' ? '' : ' (and dom.push.testing.allowInsecureServerURL = true)'}`,
+    `data dir ${dataDir} ${newSecret ? '(NEW secret created: a new set of push URLs; those of any other data dir answer 404 here)' : '(its secret keeps earlier push URLs valid)'}`,
+  ].join(' | ');
 }
 
 /** A default as --help shows it (as the flag would spell it); undefined for none. */
