@@ -94,6 +94,9 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
   #lastClientPing = 0;
   /** Highest stored message id sent on this connection. */
   #lastSentId = 0;
+  /** A read of stored messages is under way; something it may have missed asks for another. */
+  #reading = false;
+  #readAgain = false;
   /** While stored messages are being caught up: the ids of the batch not yet acknowledged. */
   #unackedBatch: Set<number> | null = new Set();
   /** Frames are handled one at a time, in order, even when one waits for the store. */
@@ -187,7 +190,11 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
       return true;
     }
     // While catching up, the store hands out messages in order; later ones wait their batch.
-    if (this.#unackedBatch || m.id <= this.#lastSentId) return true;
+    if (m.id <= this.#lastSentId) return true;
+    if (this.#unackedBatch) {
+      if (this.#reading) this.#readAgain = true;
+      return true;
+    }
     if (this.#backlogged()) {
       // it stays stored: once the user agent has read what it was sent, the store sends it
       this.#ctx.metrics?.limited('slow-reader');
@@ -371,17 +378,35 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
 
   /** Sends the next stored messages, or switches to live delivery when none are left. */
   async #sendNextBatch(): Promise<void> {
-    const batch = this.#unackedBatch;
-    if (!batch || this.#state !== 'identified') return;
-    const { batchSize } = this.#ctx.settings;
-    const messages = await this.#ctx.store.pendingMessages(this.#uaid!, this.#lastSentId, batchSize);
-    for (const m of messages) {
-      batch.add(m.id);
-      this.#lastSentId = m.id;
-      this.#send(m);
+    // one read at a time; a second caller makes the running one read again
+    if (this.#reading) {
+      this.#readAgain = true;
+      return;
     }
-    // A short batch holds every stored message: later ones can go out live, still in order.
-    if (messages.length < batchSize) this.#unackedBatch = null;
+    this.#reading = true;
+    try {
+      for (;;) {
+        const batch = this.#unackedBatch;
+        if (!batch || this.#state !== 'identified') return;
+        this.#readAgain = false;
+        const { batchSize } = this.#ctx.settings;
+        const messages = await this.#ctx.store.pendingMessages(this.#uaid!, this.#lastSentId, batchSize);
+        for (const m of messages) {
+          batch.add(m.id);
+          this.#lastSentId = m.id;
+          this.#send(m);
+        }
+        if (messages.length === batchSize) return; // the next batch once this one is acknowledged
+        // A short batch held every stored message, unless one was committed while the store
+        // was read (an asynchronous store): read again, then later ones go out live, in order.
+        if (!this.#readAgain) {
+          this.#unackedBatch = null;
+          return;
+        }
+      }
+    } finally {
+      this.#reading = false;
+    }
   }
 
   #ping(): void {
