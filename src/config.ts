@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   /** Holds the SQLite database and the token secret. */
   dataDir: string;
+  /** Where subscriptions and messages are kept: a redis:// or rediss:// URL; undefined: SQLite in the data dir. */
+  store: string | undefined;
   /** Base of the URLs handed out; default from host, port and TLS. */
   publicUrl: string | undefined;
   tlsCert: string | undefined;
@@ -96,6 +98,7 @@ export const DEFAULTS: Config = {
   host: '0.0.0.0',
   port: 8080,
   dataDir: './data',
+  store: undefined,
   publicUrl: undefined,
   tlsCert: undefined,
   tlsKey: undefined,

@@ -24,8 +24,9 @@ import { Rfc8030Resources } from './rfc8030/resources.ts';
 import { LocalRouter } from './router/router.ts';
 import { preparePrivateDir, tightenIfPresent } from './store/data-dir.ts';
 import { DiskQuota } from './store/disk-quota.ts';
+import { RedisStore } from './store/redis-store.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
-import type { SweepResult } from './store/types.ts';
+import type { Store, SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
 import { loadOrCreateAdminToken } from './tokens/admin-token.ts';
@@ -53,7 +54,7 @@ export interface WebPushServer {
   /** This instance's Prometheus metrics (its own registry). */
   readonly metrics: Metrics;
   readonly router: LocalRouter;
-  readonly store: SqliteStore;
+  readonly store: Store;
   /** The broadcast versions in use. */
   broadcasts(): Versions;
   /**
@@ -84,7 +85,8 @@ export interface WebPushServer {
 export async function startServer(config: Config, baseLog: Logger = pino({ level: config.logLevel })): Promise<WebPushServer> {
   // whoever made the logger: capability URLs, payloads and credentials never reach a log line
   const log = redacting(baseLog);
-  const dataDir = preparePrivateDir(config.dataDir, [DB_FILE]);
+  // on Redis the data dir holds only the token secret
+  const dataDir = preparePrivateDir(config.dataDir, config.store ? [] : [DB_FILE]);
   for (const suffix of ['-wal', '-shm']) tightenIfPresent(join(config.dataDir, DB_FILE + suffix));
   if (dataDir.groupOrWorldAccess) {
     log.warn({ dataDir: config.dataDir }, 'the data dir is open to other users (it holds credentials): chmod 700 it');
@@ -100,21 +102,22 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       : undefined,
   );
   const dbPath = join(config.dataDir, DB_FILE);
-  const store = new SqliteStore({
-    path: dbPath,
+  const storeOptions = {
     maxStoredPerUserAgent: config.maxStoredPerUserAgent,
     maxStoredPerSubscription: config.maxStoredPerSubscription,
     maxChannelsPerUserAgent: config.maxChannelsPerUserAgent,
-    synchronous: config.sync,
-    onReceipts: (ids) => router.receiptsQueued(ids),
-    onCommit: metrics.commit,
-    onWritable: (failure) => {
+    onReceipts: (ids: Buffer[]) => router.receiptsQueued(ids),
+    onWritable: (failure: Error | null) => {
       if (failure) log.error({ err: failure.message }, 'store writes failing: pushes and subscribes get 503, /ready reports not ready');
       else log.info('store writes succeed again');
     },
-  });
-  const stats = new StoreStats(dbPath);
-  const quota = new DiskQuota({ dbPath, minFreeBytes: config.minFreeDiskMib * MIB, maxStoreBytes: config.maxStoreMib * MIB });
+  };
+  const store: Store = config.store
+    ? await RedisStore.open({ url: config.store, ...storeOptions })
+    : new SqliteStore({ path: dbPath, synchronous: config.sync, onCommit: metrics.commit, ...storeOptions });
+  // the file's numbers and quota are SQLite's; a Redis holds its own (INFO, maxmemory)
+  const stats = config.store ? null : new StoreStats(dbPath);
+  const quota = config.store ? null : new DiskQuota({ dbPath, minFreeBytes: config.minFreeDiskMib * MIB, maxStoreBytes: config.maxStoreMib * MIB });
   const pipeline = new Pipeline(store, router, metrics, quota);
   // the store keeps what was set while running; the configured table is applied over it
   const broadcasts = new BroadcastTable(await store.broadcasts());
@@ -272,7 +275,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   metrics.setSources({
     websocketConnections: () => userAgents.clients,
     http2Monitors: () => rfc8030.monitors,
-    storedMessages: () => stats.storedMessages(),
+    storedMessages: () => stats?.storedMessages() ?? null,
   });
 
   let closing = false;
@@ -298,7 +301,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       const closed = http.close();
       http.closeIdleConnections();
       await closed;
-      stats.close();
+      stats?.close();
       await store.close();
       throw err;
     }
@@ -356,7 +359,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       await Promise.all([wsClosed, closed]);
       clearTimeout(grace);
       await admin?.close();
-      stats.close();
+      stats?.close();
       await store.close();
     },
   };

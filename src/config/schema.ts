@@ -11,7 +11,8 @@ export type OptionKind =
   | { type: 'url' }
   | { type: 'broadcasts' }
   | { type: 'addresses' }
-  | { type: 'hosts' };
+  | { type: 'hosts' }
+  | { type: 'store' };
 
 export interface OptionSpec {
   /** The Config field, and the key in the config file. */
@@ -38,6 +39,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'HOST', arg: 'address', help: 'address to listen on', kind: { type: 'string' } },
   { key: 'port', flag: 'port', env: 'PORT', arg: 'port', help: 'port to listen on (0 = any free port)', kind: int(0, 65535) },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', arg: 'dir', help: 'holds the SQLite database and the token secret', kind: { type: 'string' } },
+  { key: 'store', flag: 'store', env: 'STORE', arg: 'url', help: 'keep subscriptions and messages in Redis 7+: redis://[:password@]host[:port][/db] or rediss://… (default: SQLite in the data dir)', kind: { type: 'store' }, optional: true, secret: true },
   { key: 'publicUrl', flag: 'public-url', env: 'PUBLIC_URL', arg: 'url', help: 'base of the URLs handed out (default: from host and port)', kind: { type: 'url' }, optional: true },
   { key: 'tlsCert', flag: 'tls-cert', env: 'TLS_CERT', arg: 'file', help: 'PEM certificate: serve HTTPS and WSS', kind: { type: 'string' }, optional: true },
   { key: 'tlsKey', flag: 'tls-key', env: 'TLS_KEY', arg: 'file', help: 'PEM private key for --tls-cert', kind: { type: 'string' }, optional: true },
@@ -107,6 +109,8 @@ export function expectation(kind: OptionKind): string {
       return 'expected IP addresses or CIDR ranges (10.0.0.0/8, ::1), comma-separated (in the file: an array of strings)';
     case 'hosts':
       return 'expected host names (admin.example.org), comma-separated (in the file: an array of strings)';
+    case 'store':
+      return 'expected a redis:// or rediss:// URL (redis://[:password@]host[:port][/db])';
   }
 }
 
@@ -139,6 +143,9 @@ export function valueSchema(spec: OptionSpec): z.ZodType {
       break;
     case 'hosts':
       s = z.array(z.string().regex(HOST_NAME));
+      break;
+    case 'store':
+      s = z.url({ protocol: /^rediss?$/ });
       break;
   }
   return spec.optional ? s.optional() : s;

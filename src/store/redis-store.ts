@@ -478,6 +478,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     await Promise.all(this.#moves);
+    if (!this.#client.isOpen) return;
     this.#running = false;
     if (this.#client.isReady) await this.#client.close();
     else this.#client.destroy();

@@ -3,7 +3,7 @@
 // disk). Tests that need it skip where redis-server is missing, and fail under CI.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.ts';
@@ -83,6 +83,9 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     running.add(proc);
+    // a server a test forgot to stop must not keep the test process alive (the exit hook kills it)
+    proc.unref();
+    for (const pipe of [proc.stdout, proc.stderr]) (pipe as unknown as Socket | null)?.unref();
     const p = proc;
     exited = new Promise((resolve) => p.once('exit', () => resolve(void running.delete(p))));
     await waitForPing(port, proc, () => out);

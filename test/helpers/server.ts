@@ -1,10 +1,13 @@
-// An in-process webpushd on a free port with its own data dir, for integration tests.
+// An in-process webpushd on a free port with its own data dir, for integration tests. With
+// WEBPUSHD_TEST_STORE=redis each server gets a redis-server of its own (test/helpers/redis-server.ts)
+// as its store, so the same tests check the Redis store end to end.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULTS, type Config } from '../../src/config.ts';
 import { startServer, type WebPushServer } from '../../src/server.ts';
+import { startRedisServer } from './redis-server.ts';
 
 export interface TestServer extends WebPushServer {
   readonly dataDir: string;
@@ -14,7 +17,18 @@ export interface TestServer extends WebPushServer {
 
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'webpushd-test-'));
-  const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', ...overrides, dataDir };
+  const redis = process.env.WEBPUSHD_TEST_STORE === 'redis' && overrides.store === undefined ? await startRedisServer() : null;
+  const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', ...(redis ? { store: redis.url } : {}), ...overrides, dataDir };
   const server = await startServer(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  if (redis) {
+    const close = server.close.bind(server);
+    server.close = async () => {
+      try {
+        await close();
+      } finally {
+        await redis.stop();
+      }
+    };
+  }
   return Object.assign(server, { dataDir, wsUrl: `${server.url.replace(/^http/, 'ws')}/` });
 }
