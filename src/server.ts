@@ -21,7 +21,8 @@ import { redacting } from './observability/logging.ts';
 import { Metrics } from './observability/metrics.ts';
 import { StoreStats } from './observability/store-stats.ts';
 import { Rfc8030Resources } from './rfc8030/resources.ts';
-import { LocalRouter } from './router/router.ts';
+import { ClusterRouter } from './router/cluster-router.ts';
+import { LocalRouter, type Router } from './router/router.ts';
 import { preparePrivateDir, tightenIfPresent } from './store/data-dir.ts';
 import { DiskQuota } from './store/disk-quota.ts';
 import { RedisStore } from './store/redis-store.ts';
@@ -53,7 +54,7 @@ export interface WebPushServer {
   readonly adminUrl: string | undefined;
   /** This instance's Prometheus metrics (its own registry). */
   readonly metrics: Metrics;
-  readonly router: LocalRouter;
+  readonly router: Router;
   readonly store: Store;
   /** The broadcast versions in use. */
   broadcasts(): Versions;
@@ -96,11 +97,9 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const capabilities = new Capabilities(sealer);
   const expireUserAgents = config.userAgentExpiryDays > 0;
   // when a user agent was last seen, for expiring the ones that never come back
-  const router = new LocalRouter(
-    expireUserAgents
-      ? (uaid) => void store.touchUserAgent(uaid).catch((err: unknown) => log.error({ err }, 'recording a user agent as seen failed'))
-      : undefined,
-  );
+  const onPresence = expireUserAgents
+    ? (uaid: Buffer) => void store.touchUserAgent(uaid).catch((err: unknown) => log.error({ err }, 'recording a user agent as seen failed'))
+    : undefined;
   const dbPath = join(config.dataDir, DB_FILE);
   const storeOptions = {
     maxStoredPerUserAgent: config.maxStoredPerUserAgent,
@@ -112,9 +111,17 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       else log.info('store writes succeed again');
     },
   };
-  const store: Store = config.store
-    ? await RedisStore.open({ url: config.store, ...storeOptions })
-    : new SqliteStore({ path: dbPath, synchronous: config.sync, onCommit: metrics.commit, ...storeOptions });
+  const redis = config.store ? await RedisStore.open({ url: config.store, ...storeOptions }) : null;
+  const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, onCommit: metrics.commit, ...storeOptions });
+  // on Redis, the nodes sharing it hand each other hints for the user agents connected elsewhere
+  const cluster = redis
+    ? await ClusterRouter.start(redis, {
+        batchSize: config.deliveryBatch,
+        ...(onPresence ? { onPresence } : {}),
+        onError: (err) => log.warn({ err: (err as Error).message }, 'a hint to another node failed: its user agent gets the message from the store later'),
+      })
+    : null;
+  const router: Router = cluster ?? new LocalRouter(onPresence);
   // the file's numbers and quota are SQLite's; a Redis holds its own (INFO, maxmemory)
   const stats = config.store ? null : new StoreStats(dbPath);
   const quota = config.store ? null : new DiskQuota({ dbPath, minFreeBytes: config.minFreeDiskMib * MIB, maxStoreBytes: config.maxStoreMib * MIB });
@@ -302,6 +309,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       http.closeIdleConnections();
       await closed;
       stats?.close();
+      await cluster?.close();
       await store.close();
       throw err;
     }
@@ -360,6 +368,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       clearTimeout(grace);
       await admin?.close();
       stats?.close();
+      await cluster?.close();
       await store.close();
     },
   };

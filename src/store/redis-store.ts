@@ -476,6 +476,55 @@ export class RedisStore implements Store {
     }
   }
 
+  // Routing between nodes (src/router/cluster-router.ts): who holds a user agent's connection,
+  // and hints over sharded pub/sub. Not part of the Store seam: only a shared store has them.
+
+  /** The connection of `uaid` is on `node` now. */
+  async claimUserAgent(uaid: Buffer, node: string): Promise<{ previous: string | null; epoch: number; lastId: number }> {
+    const [previous, epoch, lastId] = (await this.#write(() => this.#fcall('claim_user_agent', userAgentKeys(uaid), [node]))) as [
+      Buffer | null,
+      number,
+      number,
+    ];
+    return { previous: previous?.toString('utf8') ?? null, epoch, lastId };
+  }
+
+  /** That connection of `uaid` (its epoch) on `node` left. */
+  async releaseUserAgent(uaid: Buffer, node: string, epoch: number): Promise<void> {
+    await this.#write(() => this.#fcall('release_user_agent', userAgentKeys(uaid), [node, String(epoch)]));
+  }
+
+  /** The node holding the connection of `uaid`, or null. */
+  holderOf(uaid: Buffer): Promise<string | null> {
+    return this.#read(async () => ((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'node'])) as Buffer | null)?.toString('utf8') ?? null);
+  }
+
+  /** Sends a hint on a sharded pub/sub channel (at most once: nobody may be listening). */
+  async publish(channel: string, hint: string): Promise<void> {
+    await this.#read(() => this.#command(['SPUBLISH', channel, hint]));
+  }
+
+  /**
+   * Listens on sharded pub/sub channels over a connection of their own; `onResubscribed` after
+   * that connection came back (hints sent meanwhile were lost). Resolves with the way to stop.
+   */
+  async subscribe(channels: string[], onHint: (hint: string) => void, onResubscribed: () => void): Promise<() => Promise<void>> {
+    const sub = this.#client.duplicate({ commandOptions: {} });
+    let ready = false;
+    sub.on('error', (err: unknown) => this.#failing(redisError(err)));
+    sub.on('ready', () => {
+      if (ready) onResubscribed();
+    });
+    await sub.connect();
+    await sub.sSubscribe(channels, (message: string) => onHint(message));
+    ready = true;
+    return async () => {
+      ready = false;
+      if (sub.isReady) await sub.close();
+      else sub.destroy();
+    };
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#moves);
     if (!this.#client.isOpen) return;

@@ -91,6 +91,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     await waitForPing(port, proc, () => out);
   };
   const signal = async (sig: NodeJS.Signals) => {
+    // waited for: its exit must keep the test process alive until then
+    proc.ref();
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     await exited;
   };

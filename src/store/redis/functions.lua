@@ -5,8 +5,8 @@
 -- and the function prefix carry a version, so nodes of two releases can share one Redis.
 --
 -- User-agent functions take these KEYS, in this order:
-local UA, SUBS, COUNTS, QUEUE, EXPIRY, TOPICS, MESSAGES, OUTBOX, SLOT_SEEN, SLOT_EXPIRY, SLOT_OUTBOX, GONE =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+local UA, SUBS, COUNTS, QUEUE, EXPIRY, TOPICS, MESSAGES, OUTBOX, SLOT_SEEN, SLOT_EXPIRY, SLOT_OUTBOX, GONE, HOLDER =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 -- and receipt functions (a receipt subscription's slot) these:
 local R_SUBS, R_COUNTER, R_RECORDS, R_QUEUE, R_EXPIRY, R_SEEN = 1, 2, 3, 4, 5, 6
 
@@ -209,6 +209,28 @@ local function sweep_user_agent(keys, args)
   return { expired, out }
 end
 
+-- ARGV: node. The user agent's connection is on `node` now: its epoch goes up. Returns
+-- {previous node (nil: none), epoch, last message id (0: none)}. Kept apart from the user agent's
+-- record: one that only said hello is connected without being stored.
+local function claim_user_agent(keys, args)
+  local previous = redis.call('HGET', keys[HOLDER], 'node')
+  local epoch = redis.call('HINCRBY', keys[HOLDER], 'epoch', 1)
+  redis.call('HSET', keys[HOLDER], 'node', args[1])
+  redis.call('PERSIST', keys[HOLDER])
+  return { previous, epoch, tonumber(redis.call('HGET', keys[UA], 'id') or '0') }
+end
+
+-- ARGV: node, epoch. That connection left; a newer one (a later epoch) stays recorded.
+local function release_user_agent(keys, args)
+  local holder = redis.call('HMGET', keys[HOLDER], 'node', 'epoch')
+  if holder[1] == args[1] and holder[2] == args[2] then
+    redis.call('HDEL', keys[HOLDER], 'node')
+    -- the epoch outlives a short absence, not an abandoned uaid
+    redis.call('PEXPIRE', keys[HOLDER], GONE_MS)
+  end
+  return 1
+end
+
 -- KEYS: the outbox, the slot's outbox index. ARGV: uaid, ids moved to their receipt subscriptions.
 local function outbox_moved(keys, args)
   redis.call('HDEL', keys[1], unpack(args, 2))
@@ -326,6 +348,8 @@ register('pending_messages', pending_messages, { 'no-writes' })
 register('delete_message', delete_message, { 'allow-oom' })
 register('sweep_user_agent', sweep_user_agent, { 'allow-oom' })
 register('outbox_moved', outbox_moved, { 'allow-oom' })
+register('claim_user_agent', claim_user_agent, { 'allow-oom' })
+register('release_user_agent', release_user_agent, { 'allow-oom' })
 register('create_receipt_subscription', create_receipt_subscription)
 register('use_receipt_subscription', use_receipt_subscription)
 register('queue_receipts', queue_receipts, { 'allow-oom' })

@@ -67,6 +67,7 @@ export function userAgentKeys(uaid: Buffer): string[] {
     `${tag}:o`, // hash: message id -> receipt not yet moved to its receipt subscription
     ...slotIndexKeys(indexTag),
     `${tag}:g`, // string, for a day after the user agent was deleted: its last message id
+    `${tag}:n`, // hash: node (holding its connection now), epoch (counts its connections)
   ];
 }
 

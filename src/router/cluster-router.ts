@@ -1,0 +1,274 @@
+// The router of one node among several on one Redis (--store redis://): the connections held
+// here, and hints to the node that holds a user agent's connection elsewhere (sharded pub/sub,
+// one channel per node). Hints only: a message is stored before its hint is sent, and the node
+// holding the connection reads it from the store. Each connection records its node and an epoch
+// in Redis (counted up by every attach), so a second node taking a user agent over tells the
+// first to close its connection, without clocks; the store's `claim` also says which message
+// ids the connection's own catch-up read covers.
+import { randomBytes } from 'node:crypto';
+import type { RedisStore } from '../store/redis-store.ts';
+import type { EncodingHeaders, Urgency } from '../store/types.ts';
+import { LocalRouter, type Connection, type Delivery, type ReceiptWatcher, type Router } from './router.ts';
+
+const RECEIPTS = '{g}:receipts';
+const channelOf = (node: string) => `{n:${node}}:hints`;
+const keyOf = (id: Buffer): string => id.toString('hex');
+/** Forwarded TTL 0 messages are numbered here, apart from the pipeline's own (small) numbers. */
+const FORWARDED_BASE = 2 ** 31;
+
+interface Held {
+  conn: Connection;
+  /** 0 until the claim came back. */
+  epoch: number;
+  /** The highest message id handed to the connection by this router (null: claim pending). */
+  last: number | null;
+  /** The newest epoch another node claimed (takeover), if any. */
+  takenOver: number;
+  reading: boolean;
+  again: boolean;
+}
+
+interface EphemeralHint {
+  uaid: string;
+  chid: string;
+  ttl: number;
+  urgency: Urgency;
+  headers: EncodingHeaders | null;
+  body: string;
+  createdAt: number;
+}
+
+type Hint =
+  /** A message for `u` was stored: read the store. */
+  | { t: 'message'; u: string }
+  /** A TTL 0 message: it exists only here. */
+  | { t: 'ephemeral'; m: EphemeralHint }
+  /** Another node holds `u`'s connection from epoch `e`. */
+  | { t: 'takeover'; u: string; e: number }
+  | { t: 'removed'; u: string; c: string; i: number }
+  | { t: 'unsubscribed'; u: string; c: string | null }
+  | { t: 'receipts' | 'receipts-expired'; n: string; r: string[] };
+
+export interface ClusterRouterOptions {
+  /** Stored messages read per hint at most, as a connection's batch. */
+  batchSize: number;
+  /** A user agent connected, or its last connection left. */
+  onPresence?: (uaid: Buffer) => void;
+  /** A hint could not be sent or handled (it is a hint: the store still holds the truth). */
+  onError: (err: unknown) => void;
+}
+
+export class ClusterRouter implements Router {
+  /** This node's name in Redis: new on every start. */
+  readonly node = randomBytes(8).toString('hex');
+  readonly #store: RedisStore;
+  readonly #o: ClusterRouterOptions;
+  readonly #held = new Map<string, Held>();
+  /** The receipt monitors of this node (receipts are told to every node). */
+  readonly #watchers = new LocalRouter();
+  #forwarded = 0;
+  #stop: (() => Promise<void>) | null = null;
+
+  static async start(store: RedisStore, options: ClusterRouterOptions): Promise<ClusterRouter> {
+    const router = new ClusterRouter(store, options);
+    router.#stop = await store.subscribe([channelOf(router.node), RECEIPTS], (hint) => router.#onHint(hint), () => router.#resync());
+    return router;
+  }
+
+  private constructor(store: RedisStore, options: ClusterRouterOptions) {
+    this.#store = store;
+    this.#o = options;
+  }
+
+  attach(uaid: Buffer, conn: Connection): void {
+    const key = keyOf(uaid);
+    const old = this.#held.get(key);
+    const held: Held = { conn, epoch: 0, last: null, takenOver: 0, reading: false, again: false };
+    this.#held.set(key, held);
+    if (old && old.conn !== conn) old.conn.replacedByNewer();
+    this.#o.onPresence?.(uaid);
+    // sent now, before the connection's first read of the store: that read covers every id up to lastId
+    this.#store
+      .claimUserAgent(uaid, this.node)
+      .then(({ previous, epoch, lastId }) => {
+        if (this.#held.get(key) !== held) return this.#store.releaseUserAgent(uaid, this.node, epoch);
+        held.epoch = epoch;
+        held.last = lastId;
+        if (previous !== null && previous !== this.node) this.#send(previous, { t: 'takeover', u: key, e: epoch });
+        if (held.takenOver > epoch) return held.conn.replacedByNewer();
+        if (held.again) this.#read(uaid, held);
+      })
+      .catch(this.#o.onError);
+  }
+
+  detach(uaid: Buffer, conn: Connection): void {
+    const key = keyOf(uaid);
+    const held = this.#held.get(key);
+    if (held?.conn !== conn) return;
+    this.#held.delete(key);
+    this.#o.onPresence?.(uaid);
+    // a claim still under way releases once it is back
+    if (held.epoch > 0) this.#store.releaseUserAgent(uaid, this.node, held.epoch).catch(this.#o.onError);
+  }
+
+  has(uaid: Buffer): boolean {
+    return this.#held.has(keyOf(uaid));
+  }
+
+  get connected(): number {
+    return this.#held.size;
+  }
+
+  deliver(m: Delivery): boolean {
+    const held = this.#held.get(keyOf(m.uaid));
+    if (!held) {
+      this.#forward(m);
+      return false;
+    }
+    if (m.id <= 0) return held.conn.deliver(m);
+    // ids of a user agent are consecutive: one that is not the next means another node stored
+    // one this node has not seen yet, so the store is read, in order
+    if (held.last === null || held.reading || m.id !== held.last + 1) {
+      this.#read(m.uaid, held);
+      return true;
+    }
+    held.last = m.id;
+    return held.conn.deliver(m);
+  }
+
+  removed(uaid: Buffer, chid: Buffer, id: number): void {
+    const held = this.#held.get(keyOf(uaid));
+    if (held) held.conn.removed?.(chid, id);
+    else this.#toHolder(uaid, { t: 'removed', u: keyOf(uaid), c: keyOf(chid), i: id });
+  }
+
+  unsubscribed(uaid: Buffer, chid: Buffer | null): void {
+    const held = this.#held.get(keyOf(uaid));
+    if (held) held.conn.unsubscribed?.(chid);
+    else this.#toHolder(uaid, { t: 'unsubscribed', u: keyOf(uaid), c: chid && keyOf(chid) });
+  }
+
+  watchReceipts(id: Buffer, watcher: ReceiptWatcher): void {
+    this.#watchers.watchReceipts(id, watcher);
+  }
+
+  unwatchReceipts(id: Buffer, watcher: ReceiptWatcher): void {
+    this.#watchers.unwatchReceipts(id, watcher);
+  }
+
+  receiptsQueued(ids: readonly Buffer[]): void {
+    this.#watchers.receiptsQueued(ids);
+    this.#publish(RECEIPTS, { t: 'receipts', n: this.node, r: ids.map(keyOf) });
+  }
+
+  receiptsExpired(ids: readonly Buffer[]): void {
+    this.#watchers.receiptsExpired(ids);
+    this.#publish(RECEIPTS, { t: 'receipts-expired', n: this.node, r: ids.map(keyOf) });
+  }
+
+  async close(): Promise<void> {
+    await this.#stop?.();
+  }
+
+  /** Reads the store past what this router handed the connection; one read at a time per user agent. */
+  #read(uaid: Buffer, held: Held): void {
+    if (held.last === null || held.reading) {
+      held.again = true;
+      return;
+    }
+    held.reading = true;
+    const key = keyOf(uaid);
+    const run = async () => {
+      do {
+        held.again = false;
+        for (;;) {
+          const messages = await this.#store.pendingMessages(uaid, held.last!, this.#o.batchSize);
+          if (this.#held.get(key) !== held) return;
+          for (const m of messages) {
+            held.last = m.id;
+            held.conn.deliver(m);
+          }
+          if (messages.length < this.#o.batchSize) break;
+        }
+      } while (held.again);
+    };
+    run()
+      .catch(this.#o.onError)
+      .finally(() => (held.reading = false));
+  }
+
+  /** A message for a user agent not connected here: a hint to the node that holds it, if any. */
+  #forward(m: Delivery): void {
+    const hint: Hint =
+      m.id > 0
+        ? { t: 'message', u: keyOf(m.uaid) }
+        : {
+            t: 'ephemeral',
+            m: { uaid: keyOf(m.uaid), chid: keyOf(m.chid), ttl: m.ttl, urgency: m.urgency, headers: m.headers, body: m.body.toString('base64'), createdAt: m.createdAt },
+          };
+    this.#toHolder(m.uaid, hint);
+  }
+
+  #toHolder(uaid: Buffer, hint: Hint): void {
+    this.#store
+      .holderOf(uaid)
+      .then((node) => {
+        if (node !== null && node !== this.node) this.#send(node, hint);
+      })
+      .catch(this.#o.onError);
+  }
+
+  #send(node: string, hint: Hint): void {
+    this.#publish(channelOf(node), hint);
+  }
+
+  #publish(channel: string, hint: Hint): void {
+    this.#store.publish(channel, JSON.stringify(hint)).catch(this.#o.onError);
+  }
+
+  #onHint(text: string): void {
+    let hint: Hint;
+    try {
+      hint = JSON.parse(text) as Hint;
+    } catch (err) {
+      return this.#o.onError(err);
+    }
+    switch (hint.t) {
+      case 'message': {
+        const held = this.#held.get(hint.u);
+        if (held) this.#read(Buffer.from(hint.u, 'hex'), held);
+        return;
+      }
+      case 'ephemeral': {
+        const { uaid, chid, body, ...rest } = hint.m;
+        const held = this.#held.get(uaid);
+        const id = -(FORWARDED_BASE + ++this.#forwarded);
+        held?.conn.deliver({ ...rest, uaid: Buffer.from(uaid, 'hex'), chid: Buffer.from(chid, 'hex'), body: Buffer.from(body, 'base64'), topic: null, id, expiresAt: rest.createdAt });
+        return;
+      }
+      case 'takeover': {
+        const held = this.#held.get(hint.u);
+        if (!held) return;
+        held.takenOver = Math.max(held.takenOver, hint.e);
+        // a claim still under way compares once it is back
+        if (held.epoch > 0 && held.epoch < hint.e) held.conn.replacedByNewer();
+        return;
+      }
+      case 'removed':
+        return this.#held.get(hint.u)?.conn.removed?.(Buffer.from(hint.c, 'hex'), hint.i);
+      case 'unsubscribed':
+        return this.#held.get(hint.u)?.conn.unsubscribed?.(hint.c === null ? null : Buffer.from(hint.c, 'hex'));
+      case 'receipts':
+      case 'receipts-expired': {
+        if (hint.n === this.node) return;
+        const ids = hint.r.map((r) => Buffer.from(r, 'hex'));
+        return hint.t === 'receipts' ? this.#watchers.receiptsQueued(ids) : this.#watchers.receiptsExpired(ids);
+      }
+    }
+  }
+
+  /** The hint connection came back: hints sent meanwhile are lost, so every connection here reads the store. */
+  #resync(): void {
+    for (const [key, held] of this.#held) this.#read(Buffer.from(key, 'hex'), held);
+  }
+}
