@@ -91,9 +91,12 @@ try {
   await marionette.command('WebDriver:NewSession', {});
   await marionette.command('WebDriver:SetWindowRect', { width: 1200, height: 900 });
 
-  // the demo page after a round trip (autosend: subscribe, send, receive)
+  // the demo page after a round trip (Subscribe, then autosend: send, receive; the profile has
+  // the notification permission, so no prompt)
   await marionette.command('WebDriver:Navigate', { url: `${server.url}/demo/?autosend=1` });
-  await sleep(8000);
+  await sleep(4000);
+  await marionette.command('WebDriver:ExecuteScript', { script: 'document.getElementById("subscribe").click()', args: [] });
+  await sleep(6000);
   await marionette.screenshot(`${out}/demo-page.png`);
 
   // some traffic through the demo's application server, then the dashboard

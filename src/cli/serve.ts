@@ -10,6 +10,7 @@ import { CONFIG_ENV, ConfigError, ENV_PREFIX, configToJson, loadConfig } from '.
 import { OPTIONS } from '../config/schema.ts';
 import { startServer } from '../server.ts';
 import { SECRET_FILE } from '../tokens/secret-file.ts';
+import { firefoxServerUrl } from '../web/demo.ts';
 import { resolveDataDir } from './data-dir.ts';
 
 export function serveCommand(): Command {
@@ -103,12 +104,11 @@ export function serveCommand(): Command {
  * the demo is, what Firefox's dom.push.serverURL must be, and which data dir holds the secret.
  */
 export function startLine(url: string, demo: boolean, dataDir: string, newSecret: boolean): string {
-  const { protocol, host } = new URL(url);
-  const ws = `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/`;
+  const ws = firefoxServerUrl(url);
   return [
     `webpushd serves ${url}`,
     demo ? `demo ${url}/demo/` : 'demo off',
-    `Firefox about:config dom.push.serverURL = ${ws}${protocol === 'https:' ? '' : ' (and dom.push.testing.allowInsecureServerURL = true)'}`,
+    `Firefox about:config dom.push.serverURL = ${ws}${ws.startsWith('wss:') ? '' : ' (and dom.push.testing.allowInsecureServerURL = true)'}`,
     `data dir ${dataDir} ${newSecret ? '(NEW secret created: a new set of push URLs; those of any other data dir answer 404 here)' : '(its secret keeps earlier push URLs valid)'}`,
   ].join(' | ');
 }

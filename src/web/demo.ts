@@ -7,8 +7,9 @@
 //   GET  /demo, /demo/     the page (src/web/pages/demo.html)
 //   GET  /demo/demo.js     its script
 //   GET  /demo/sw.js       the service worker (scope /demo/)
-//   GET  /demo/key         {"publicKey": …, "endpointPrefix": …}: the demo application server's VAPID
-//                          public key, and how this service's push URLs start
+//   GET  /demo/key         {"publicKey": …, "endpointPrefix": …, "serverURL": …}: the demo application
+//                          server's VAPID public key, how this service's push URLs start, and the
+//                          dom.push.serverURL that makes Firefox subscribe through this service
 //   POST /demo/send        {"subscription": {…}, "text": "…"}: sends `text` to the subscription
 // The VAPID key pair is made once and kept in the data dir (demo-vapid.json). /demo/send only
 // sends to push URLs of this service's own public URL, judged once normalised (as requested), so
@@ -43,6 +44,15 @@ const PAGES: Record<string, string> = {
   '/demo/sw.js': 'sw.js',
 };
 
+/**
+ * The value of Firefox's dom.push.serverURL for the service at `publicUrl`: its WebSocket URL
+ * (ws:// also needs dom.push.testing.allowInsecureServerURL).
+ */
+export function firefoxServerUrl(publicUrl: string): string {
+  const { protocol, host } = new URL(publicUrl);
+  return `${protocol === 'https:' ? 'wss' : 'ws'}://${host}/`;
+}
+
 /** True for the paths the demo answers. */
 export const isDemoPath = (path: string): boolean => path === '/demo' || path.startsWith('/demo/');
 
@@ -63,7 +73,7 @@ export function createDemo(o: DemoOptions): DemoHandler {
     const file = PAGES[path];
     if (file || path === '/demo/key') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
-      if (path === '/demo/key') return json(res, 200, { publicKey: vapid.publicKey, endpointPrefix: allowed });
+      if (path === '/demo/key') return json(res, 200, { publicKey: vapid.publicKey, endpointPrefix: allowed, serverURL: firefoxServerUrl(base) });
       const { body, type } = page(file!);
       const headers: Record<string, string | number> = { ...PAGE_HEADERS, 'content-type': type, 'content-length': body.length };
       if (file === 'sw.js') headers['service-worker-allowed'] = '/demo/';

@@ -11,11 +11,18 @@ export const FIREFOX_BIN = '/usr/bin/firefox-esr';
 
 type Prefs = Record<string, string | number | boolean>;
 
-/** What the push client needs to talk to a local ws:// server without prompts. */
-function pushPrefs(serverUrl: string): Prefs {
+/** The prefs the README tells a person to set: a ws:// push service, nothing else. */
+function readmePrefs(serverUrl: string): Prefs {
   return {
     'dom.push.serverURL': serverUrl,
     'dom.push.testing.allowInsecureServerURL': true,
+  };
+}
+
+/** What the push client needs to talk to a local ws:// server without prompts. */
+function pushPrefs(serverUrl: string): Prefs {
+  return {
+    ...readmePrefs(serverUrl),
     'dom.push.connection.enabled': true,
     'dom.push.testing.ignorePermission': true,
     'permissions.default.desktop-notification': 1,
@@ -115,12 +122,18 @@ export interface ProfileOptions {
   debug?: boolean;
   /** Let a test read the page (marionette()); launch with `{ marionette: true }`. */
   marionette?: boolean;
+  /**
+   * Only the README's push prefs, as a person would set them: no permission shortcuts, so a page
+   * must ask for the notification permission and someone must answer the prompt (PageReader.chrome).
+   */
+  readmeOnly?: boolean;
 }
 
 /** A fresh profile folder whose user.js points the push client at `serverUrl`. */
 export function createProfile(opts: ProfileOptions): string {
   const dir = mkdtempSync(join(tmpdir(), 'webpushd-firefox-'));
-  const prefs = { ...QUIET_PREFS, ...pushPrefs(opts.serverUrl), ...(opts.debug ? DEBUG_PREFS : {}), ...(opts.marionette ? MARIONETTE_PREFS : {}) };
+  const push = opts.readmeOnly ? readmePrefs(opts.serverUrl) : pushPrefs(opts.serverUrl);
+  const prefs = { ...QUIET_PREFS, ...push, ...(opts.debug ? DEBUG_PREFS : {}), ...(opts.marionette ? MARIONETTE_PREFS : {}) };
   const lines = Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`);
   writeFileSync(join(dir, 'user.js'), lines.join('\n') + '\n');
   return dir;
@@ -144,7 +157,8 @@ const live = new Set<ChildProcess>();
 export function launchFirefox(profileDir: string, pageUrl: string, opts: { marionette?: boolean } = {}): Firefox {
   installExitGuard();
   // detached: Firefox leads its own process group, so its content processes can be killed together.
-  const proc = spawn(FIREFOX_BIN, ['--headless', '--no-remote', ...(opts.marionette ? ['--marionette'] : []), '--profile', profileDir, pageUrl], {
+  // With Marionette, system access lets PageReader.chrome answer prompts as a person would.
+  const proc = spawn(FIREFOX_BIN, ['--headless', '--no-remote', ...(opts.marionette ? ['--marionette', '-remote-allow-system-access'] : []), '--profile', profileDir, pageUrl], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MOZ_HEADLESS: '1', MOZ_CRASHREPORTER_DISABLE: '1', MOZ_DISABLE_AUTO_SAFE_MODE: '1' },
@@ -162,6 +176,12 @@ export function launchFirefox(profileDir: string, pageUrl: string, opts: { mario
 /** A page's window, read through Marionette: scripts run in the page and return what it shows. */
 export interface PageReader {
   execute<T>(script: string): Promise<T>;
+  /** A real click (trusted mouse events: a user gesture for the page) on the first element matching `selector`. */
+  click(selector: string): Promise<void>;
+  /** Runs `script` in the browser's own window (its chrome: prompts, prefs, permissions). */
+  chrome<T>(script: string): Promise<T>;
+  /** Loads the page again. */
+  refresh(): Promise<void>;
   close(): void;
 }
 
@@ -213,10 +233,49 @@ export async function marionette(profileDir: string, ms = 30_000): Promise<PageR
     return result;
   };
   await command('WebDriver:NewSession', { capabilities: {} });
+  const execute = async <T>(script: string) => ((await command('WebDriver:ExecuteScript', { script, args: [] })) as { value: T }).value;
   return {
-    execute: async <T>(script: string) => ((await command('WebDriver:ExecuteScript', { script, args: [] })) as { value: T }).value,
+    execute,
+    async click(selector) {
+      const { value } = (await command('WebDriver:FindElement', { using: 'css selector', value: selector })) as { value: Record<string, string> };
+      await command('WebDriver:ElementClick', { id: Object.values(value)[0] });
+    },
+    async chrome<T>(script: string) {
+      await command('Marionette:SetContext', { value: 'chrome' });
+      try {
+        return await execute<T>(script);
+      } finally {
+        await command('Marionette:SetContext', { value: 'content' });
+      }
+    },
+    refresh: async () => void (await command('WebDriver:Refresh', {})),
     close: () => socket.destroy(),
   };
+}
+
+/** The open permission prompt for notifications (and push) of the page shown, as the browser's chrome script finds it. */
+const NOTIFICATION_PROMPT = `const n = PopupNotifications.getNotification('web-notifications', gBrowser.selectedBrowser);
+const shown = PopupNotifications.panel.state === 'open' && [...PopupNotifications.panel.children].find((c) => c.notification === n);`;
+
+/** Whether the page has a notification permission prompt open. */
+export function notificationPromptOpen(page: PageReader): Promise<boolean> {
+  return page.chrome<boolean>(`${NOTIFICATION_PROMPT} return Boolean(shown);`);
+}
+
+/**
+ * Waits for the page's notification permission prompt and answers it as a person does, with its
+ * primary button (Allow) or secondary one (Always Block), once it has been shown for longer than
+ * security.notification_enable_delay: Firefox ignores clicks that come sooner.
+ */
+export async function answerNotificationPrompt(page: PageReader, answer: 'allow' | 'block', ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await notificationPromptOpen(page))) {
+    if (Date.now() > deadline) throw new Error(`no notification permission prompt within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const delay = await page.chrome<number>("return Services.prefs.getIntPref('security.notification_enable_delay', 500)");
+  await new Promise((resolve) => setTimeout(resolve, delay + 500));
+  await page.chrome(`${NOTIFICATION_PROMPT} shown.${answer === 'allow' ? 'button' : 'secondaryButton'}.click();`);
 }
 
 async function terminate(proc: ChildProcess, exited: Promise<void>): Promise<void> {
