@@ -98,7 +98,11 @@ export class ClusterRouter implements Router {
         if (held.takenOver > epoch) return held.conn.replacedByNewer();
         if (held.again) this.#read(uaid, held);
       })
-      .catch(this.#o.onError);
+      .catch((err: unknown) => {
+        this.#o.onError(err);
+        // unrecorded, no other node can reach it: the user agent comes back later and is recorded then
+        if (this.#held.get(key) === held) held.conn.replacedByNewer();
+      });
   }
 
   detach(uaid: Buffer, conn: Connection): void {

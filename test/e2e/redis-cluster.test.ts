@@ -1,7 +1,7 @@
 // Two webpushd nodes on one Redis (in one process, sharing the data dir's secret): a message
 // posted to node A for a user agent connected to node B is delivered at once, over WebSocket and
 // RFC 8030; a second connection on the other node takes the user agent over; acknowledgements
-// and receipts cross nodes too.
+// and receipts cross nodes too; a connection Redis cannot record is closed.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { H2Client, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until } from '../helpers/wait.ts';
 
 /** The same path on another node. */
 const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
@@ -105,6 +106,24 @@ describe('two nodes on one Redis', { skip: skipWithoutRedis() }, () => {
     } finally {
       await ua.close();
       await app.close();
+    }
+  });
+
+  test('a connection Redis cannot record (down) is closed, to come back later; then it is recorded and reached', async () => {
+    await redis.kill9();
+    const lost = await TestUserAgent.connect(b.wsUrl);
+    await lost.hello();
+    assert.equal((await lost.closed).code, 4774, 'no other node could reach it');
+    await redis.restart();
+    await until(async () => (await b.store.unavailable()) === null && (await a.store.unavailable()) === null, 'both nodes back');
+    const ua = await TestUserAgent.connect(b.wsUrl);
+    try {
+      await ua.hello();
+      const endpoint = (await ua.register(randomUUID())).pushEndpoint as string;
+      assert.equal((await post(on(a, endpoint))).status, 201);
+      await ua.next('notification', 2000);
+    } finally {
+      await ua.close();
     }
   });
 });
