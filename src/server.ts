@@ -34,6 +34,7 @@ import { loadOrCreateAdminToken } from './tokens/admin-token.ts';
 import { loadOrCreateSecrets, readSecrets } from './tokens/secret-file.ts';
 import { VapidVerifier } from './vapid/verify.ts';
 import { createDemo } from './web/demo.ts';
+import { createHome } from './web/home.ts';
 
 export const DB_FILE = 'webpushd.db';
 const DAY_MS = 86_400_000;
@@ -260,6 +261,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     clientAddress,
     maxHeaderBytes: config.maxHeaderBytes,
     ...(config.demo === 'on' ? { demo: createDemo({ publicUrl: url, dataDir: config.dataDir, log }) } : {}),
+    home: createHome({ publicUrl: url, demo: config.demo === 'on' }),
   });
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 

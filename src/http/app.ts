@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Rfc8030Resources } from '../rfc8030/resources.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { isDemoPath, type DemoHandler } from '../web/demo.ts';
+import type { HomeHandler } from '../web/home.ts';
 import { abortResponse, remoteAddressOf, type AnyRequest, type AnyResponse } from './listener.ts';
 import { StoreUnavailable } from '../store/errors.ts';
 import { RequestAborted } from './body.ts';
@@ -41,6 +42,8 @@ export interface PublicRoutes {
   registrations?: RateLimiter;
   /** The /demo pages and demo application server; absent with `--demo off`. */
   demo?: DemoHandler;
+  /** GET /: what this service is (src/web/home.ts). */
+  home?: HomeHandler;
   /** The client address the per-address limit keys (default: the peer's). */
   clientAddress?: (req: AnyRequest) => string | undefined;
   /** `--max-header-size`: an HTTP/2 header list larger than this has its stream reset. */
@@ -62,6 +65,7 @@ export function createRequestListener({
   limits,
   registrations,
   demo,
+  home,
   clientAddress = (req) => remoteAddressOf(req.socket),
   maxHeaderBytes = Infinity,
 }: PublicRoutes) {
@@ -94,6 +98,7 @@ export function createRequestListener({
       res.end('{"status":"OK"}');
       return;
     }
+    if (home && path === '/') return home(req, res);
     if (demo && isDemoPath(path)) {
       // each /demo/send is a send: the same per-address budget as a POST to a push URL
       if (path === '/demo/send' && method === 'POST') limits?.checkAddress(clientAddress(req));
