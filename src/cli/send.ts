@@ -3,6 +3,8 @@
 // (or could not be reached), 2 bad arguments.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { MAX_AESGCM_PLAINTEXT_LENGTH } from '../crypto/aesgcm.ts';
+import { MAX_PLAINTEXT_LENGTH } from '../crypto/webpush.ts';
 import { PushClient } from '../sdk/client.ts';
 import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
@@ -86,6 +88,9 @@ const OPTION_OF_FIELD: [prefix: string, option: string][] = [
   ['retries', '--retries'],
 ];
 
+/** The longest message of each encoding whose encrypted body fits the 4096 bytes every push service accepts (RFC 8030 7.2). */
+export const MAX_MESSAGE_BYTES = { aes128gcm: MAX_PLAINTEXT_LENGTH, aesgcm: MAX_AESGCM_PLAINTEXT_LENGTH } as const;
+
 interface SendOpts {
   subscription: PushSubscription;
   data?: string;
@@ -149,6 +154,14 @@ WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the co
 
       const vapid = vapidDetails(o, fail);
       const payload = o.file !== undefined ? readBytes(o.file, fail) : o.data;
+      // checked here, before encrypting, against the size a push service answers 413 above
+      const size = typeof payload === 'string' ? Buffer.byteLength(payload) : (payload?.length ?? 0);
+      if (size > MAX_MESSAGE_BYTES[o.encoding]) {
+        fail(
+          `${o.file !== undefined ? '--file' : '--data'}: the message is ${size} bytes; with --encoding ${o.encoding} at most ` +
+            `${MAX_MESSAGE_BYTES[o.encoding]} fit, as its encrypted body must fit the 4096 bytes push services accept (413 above)`,
+        );
+      }
       const options: RequestOptions = {
         TTL: o.ttl,
         contentEncoding: o.encoding,

@@ -34,6 +34,8 @@ const MAX_RECORD_PADDING = 0xffff;
 const MIN_RECORD_SIZE = PAD_LENGTH_SIZE + 1;
 /** What every record holds besides data: the padding length and the tag. */
 const RECORD_OVERHEAD = PAD_LENGTH_SIZE + TAG_LENGTH;
+/** The largest plaintext whose body (one record) fits the 4096 bytes every push service must accept (RFC 8030 7.2). */
+export const MAX_AESGCM_PLAINTEXT_LENGTH = 4096 - RECORD_OVERHEAD;
 
 const AUTH_INFO = Buffer.from('Content-Encoding: auth\0\x01', 'latin1');
 const CEK_INFO = Buffer.from('Content-Encoding: aesgcm\0', 'latin1');

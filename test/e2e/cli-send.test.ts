@@ -128,6 +128,27 @@ describe('webpushd send', () => {
     assert.equal(await receive(ua, r), 'from a file\n');
   });
 
+  test('the largest message of each encoding is sent; one byte more is refused locally, naming --data or --file', async () => {
+    for (const [encoding, max] of [['aes128gcm', 3993], ['aesgcm', 4078]] as const) {
+      const r = await subscribe(ua, vapid.publicKey);
+      const fits = await cli(['send', '--subscription', JSON.stringify(r.subscription), '--data', 'x'.repeat(max), '--encoding', encoding,
+        '--vapid-keys', vapidFile, '--vapid-subject', SUBJECT]);
+      assert.equal(fits.code, 0, fits.stdout + fits.stderr);
+      assert.equal((await receive(ua, r)).length, max);
+      const file = join(dir, `${encoding}-over.bin`);
+      writeFileSync(file, Buffer.alloc(max + 1, 'y'));
+      const overs = [['--data', 'y'.repeat(max + 1)], ['--file', file]] as const;
+      const runs = await Promise.all(overs.map(([option, value]) => cli(['send', '--subscription', JSON.stringify(r.subscription), option, value, '--encoding', encoding])));
+      for (const [i, over] of runs.entries()) {
+        const option = overs[i]![0];
+        assert.equal(over.code, 2, over.stdout + over.stderr);
+        assert.equal(over.stdout, '', 'nothing was sent');
+        assert.equal(over.stderr, `error: ${option}: the message is ${max + 1} bytes; with --encoding ${encoding} at most ${max} fit, ` +
+          'as its encrypted body must fit the 4096 bytes push services accept (413 above)\n');
+      }
+    }
+  });
+
   test('after unsubscribing: gone JSON with the service body, exit 1', async () => {
     const r = await subscribe(ua);
     ua.send({ messageType: 'unregister', channelID: r.channelID, code: 200 });
