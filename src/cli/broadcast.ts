@@ -28,7 +28,7 @@ async function call(o: Common, path: string, init: RequestInit = {}): Promise<un
   try {
     token ??= readAdminToken(o.dataDir);
   } catch (err) {
-    throw new Error(`no --token, and no admin token in ${o.dataDir}: ${(err as Error).message}`);
+    throw new Error(`no --token, and no admin token in ${o.dataDir}: ${(err as Error).message}`, { cause: err });
   }
   const res = await fetch(new URL(path, o.adminUrl), { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
   const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
