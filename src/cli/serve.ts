@@ -30,6 +30,8 @@ export function serveCommand(): Command {
     attribute.set(spec.key, option.attributeName());
     cmd.addOption(option);
   }
+  // an unknown option or a missing value is a bad option like any other: exit 2 (help: 0)
+  cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   return cmd.action(async (o: Record<string, unknown>) => {
     let config: Config;
     const flags: Partial<Record<keyof Config, string | string[]>> = {};

@@ -24,6 +24,9 @@ test('bad option values name the option and exit 2 (docs/CONFIGURATION.md)', () 
     [['--sync', 'sometimes'], /--sync/],
     [['--broadcast', 'novalue'], /--broadcast/],
     [['--tls-cert', '/tmp/x.pem'], /--tls-cert and --tls-key/],
+    // commander's own refusals too
+    [['--prot', '8443'], /unknown option '--prot'/],
+    [['--port'], /option '--port <port>' argument missing/],
     // a bad variable is an error even when the flag wins
     [['--port', '8443', '--print-config'], /^config error: WEBPUSHD_PORT: expected an integer from 0 to 65535 \(from the environment\)\n$/, { WEBPUSHD_PORT: 'abc' }],
   ] as const) {
