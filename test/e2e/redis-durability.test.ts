@@ -1,6 +1,7 @@
 // On Redis with `appendfsync always`, a message answered 201 survives kill -9 of the webpushd
-// node and kill -9 of Redis itself (restarted from its AOF); while Redis is down pushes get 503
-// with Retry-After, and the node recovers by itself once Redis is back.
+// node (alone, or the one of two holding the user agent) and kill -9 of Redis itself (restarted
+// from its AOF); while Redis is down pushes get 503 with Retry-After, and the node recovers by
+// itself once Redis is back.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
@@ -63,6 +64,31 @@ describe('durability on Redis', { skip: skipWithoutRedis() }, () => {
       assert.deepEqual(markers.toSorted(), Array.from({ length: 50 }, (_, i) => `m${i}`).sort(), 'every message exactly once');
     } finally {
       await again.stop();
+    }
+  });
+
+  test('two nodes: the node holding the user agent killed -9; every message answered 201 by the other is delivered on reconnecting there', async () => {
+    const { node: holder, uaid, endpoint } = await nodeWithOfflineUserAgent();
+    const other = await startServerProcess({ dataDir: holder.dataDir, args: ['--store', redis.url] });
+    const viaOther = `${other.url}${new URL(endpoint).pathname}`;
+    try {
+      // connected to the holder, taking live deliveries of messages posted to the other node
+      const ua = await TestUserAgent.connect(`${holder.url.replace('http', 'ws')}/`);
+      assert.equal(await ua.hello(uaid), uaid);
+      assert.equal((await push(viaOther, 'live')).status, 201);
+      assert.equal(markerOf(Buffer.from((await ua.next('notification', 2000)).data as string, 'base64url')), 'live', 'delivered across nodes');
+      const statuses = (await Promise.all(Array.from({ length: 30 }, (_, i) => push(viaOther, `m${i}`)))).map((r) => r.status);
+      assert.deepEqual(new Set(statuses), new Set([201]));
+      // the holder dies with none of them acknowledged
+      await holder.kill9();
+      assert.equal((await push(viaOther, 'fence')).status, 201);
+      const markers = await drain(other, uaid, 'fence');
+      assert.deepEqual(
+        markers.filter((m) => m !== 'live').toSorted(),
+        Array.from({ length: 30 }, (_, i) => `m${i}`).sort(),
+      );
+    } finally {
+      await other.stop();
     }
   });
 
