@@ -2,20 +2,20 @@
 // through its admin listener (GET /broadcasts, PUT /broadcasts/<id>); connected user agents that
 // subscribed to a changed id hear of it at once.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS } from '../config.ts';
 import { ADMIN_TOKEN_FILE, readAdminToken } from '../tokens/admin-token.ts';
+import { resolveDataDir } from './data-dir.ts';
 
 interface Common {
   adminUrl: string;
   token?: string;
-  dataDir: string;
+  dataDir?: string;
 }
 
 const common = (cmd: Command): Command =>
   cmd
     .addOption(new Option('--admin-url <url>', "the service's admin listener, e.g. http://127.0.0.1:9100").env('WEBPUSHD_ADMIN_URL').makeOptionMandatory())
     .addOption(new Option('--token <token>', `the admin token (default: the server's ${ADMIN_TOKEN_FILE} in --data-dir)`).env('WEBPUSHD_ADMIN_TOKEN'))
-    .addOption(new Option('--data-dir <dir>', 'the data dir of the server, for its admin token').env('WEBPUSHD_DATA_DIR').default(DEFAULTS.dataDir));
+    .addOption(new Option('--data-dir <dir>', 'the data dir of the server, for its admin token (default: as for serve)').env('WEBPUSHD_DATA_DIR'));
 
 function parsePair(value: string, previous: [string, string][] = []): [string, string][] {
   const eq = value.indexOf('=');
@@ -25,10 +25,11 @@ function parsePair(value: string, previous: [string, string][] = []): [string, s
 
 async function call(o: Common, path: string, init: RequestInit = {}): Promise<unknown> {
   let token = o.token;
+  const dataDir = resolveDataDir(o.dataDir || undefined);
   try {
-    token ??= readAdminToken(o.dataDir);
+    token ??= readAdminToken(dataDir);
   } catch (err) {
-    throw new Error(`no --token, and no admin token in ${o.dataDir}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`no --token, and no admin token in ${dataDir}: ${(err as Error).message}`, { cause: err });
   }
   const res = await fetch(new URL(path, o.adminUrl), { ...init, headers: { ...init.headers, authorization: `Bearer ${token}` } });
   const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
