@@ -51,7 +51,9 @@ describe('frames sent faster than the server handles them', () => {
     });
     t.diagnostic(`${sent} frames of 60 kB sent; server RSS grew ${(grown / MIB).toFixed(0)} MB`);
     assert.ok(sent > 100, `only ${sent} frames sent`);
-    assert.ok(grown < 120 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
+    // what is left is garbage of the frames handled (each a 60 kB string) that V8 has not collected
+    // yet, more of it on a loaded machine (75-155 MB seen); queued without a bound it was 723 MB
+    assert.ok(grown < 250 * MIB, `server RSS grew ${(grown / MIB).toFixed(0)} MB`);
     await attacker.close();
   });
 });
