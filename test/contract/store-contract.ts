@@ -29,9 +29,11 @@ export type OpenStore = (opts: ContractStoreOptions) => Promise<OpenedStore>;
 
 const T0 = 1_000_000;
 
-const sub = (uaid = randomBytes(16)) => ({ uaid, chid: randomBytes(16), keyHash: null });
+/** A subscription of a new (or the given) user agent. */
+export const sub = (uaid = randomBytes(16)) => ({ uaid, chid: randomBytes(16), keyHash: null });
 
-function message(s: { uaid: Buffer; chid: Buffer }, over: Partial<NewMessage> = {}): NewMessage {
+/** A message to `s` (TTL 60, created at T0), with `over` applied. */
+export function message(s: { uaid: Buffer; chid: Buffer }, over: Partial<NewMessage> = {}): NewMessage {
   return {
     uaid: s.uaid,
     chid: s.chid,
@@ -45,7 +47,8 @@ function message(s: { uaid: Buffer; chid: Buffer }, over: Partial<NewMessage> = 
   };
 }
 
-async function save(store: Store, m: NewMessage, receipt?: ReceiptTarget): Promise<number> {
+/** Stores `m`, which must fit; its id. */
+export async function save(store: Store, m: NewMessage, receipt?: ReceiptTarget): Promise<number> {
   const r = await store.saveMessage(m, receipt);
   assert.ok(r.ok, JSON.stringify(r));
   return r.message.id;

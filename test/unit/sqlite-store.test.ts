@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, test } from 'node:test';
 import { SCHEMA_VERSION, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
-import type { NewMessage } from '../../src/store/types.ts';
+import { message, save, sub } from '../contract/store-contract.ts';
 
 function open(opts: Partial<SqliteStoreOptions> = {}) {
   const commits: number[] = [];
@@ -22,28 +22,6 @@ function open(opts: Partial<SqliteStoreOptions> = {}) {
     ...opts,
   });
   return { store, commits };
-}
-
-const sub = () => ({ uaid: randomBytes(16), chid: randomBytes(16), keyHash: null });
-
-function message(s: { uaid: Buffer; chid: Buffer }, over: Partial<NewMessage> = {}): NewMessage {
-  return {
-    uaid: s.uaid,
-    chid: s.chid,
-    ttl: 60,
-    topic: null,
-    urgency: 'normal',
-    headers: null,
-    body: Buffer.from('x'),
-    createdAt: 1_000_000,
-    ...over,
-  };
-}
-
-async function save(store: SqliteStore, m: NewMessage, receipt?: { id: Buffer; create: boolean }): Promise<number> {
-  const r = await store.saveMessage(m, receipt);
-  assert.ok(r.ok, JSON.stringify(r));
-  return r.message.id;
 }
 
 test('all writes of one event-loop turn share one commit', async () => {
