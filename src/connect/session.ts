@@ -70,15 +70,12 @@ const EPHEMERAL_PREFIX = `e-${randomBytes(4).toString('hex')}-`;
 const versionOf = (id: number): string => (id > 0 ? id.toString(36) : EPHEMERAL_PREFIX + (-id).toString(36));
 const idOfVersion = (version: string): number => (/^[0-9a-z]{1,11}$/.test(version) ? parseInt(version, 36) : 0);
 
-/**
- * 200 once the write is stored (409 when the store refused it, resolving false); 503 when the
- * store cannot write now (the connection goes on).
- */
-async function storeStatus(write: Promise<unknown>): Promise<number> {
+/** The write's result, or null when the store cannot write now (the request is answered 503, the connection goes on). */
+async function unlessUnavailable<T>(write: Promise<T>): Promise<T | null> {
   try {
-    return (await write) === false ? 409 : 200;
+    return await write;
   } catch (err) {
-    if (err instanceof StoreUnavailable) return 503;
+    if (err instanceof StoreUnavailable) return null;
     throw err;
   }
 }
@@ -304,8 +301,8 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
         return this.#register(msg.channelID, msg.chid, msg.key);
       case 'unregister': {
         // unregistering an unknown channel is fine (200) too
-        const removal = this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid).then(() => undefined);
-        return this.#reply(unregisterReply(msg.channelID, await storeStatus(removal)));
+        const removed = await unlessUnavailable(this.#ctx.pipeline.unsubscribe(this.#uaid!, msg.chid));
+        return this.#reply(unregisterReply(msg.channelID, removed === null ? 503 : 200));
       }
       case 'ack':
         return this.#ack(msg.updates);
@@ -347,13 +344,14 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
       }
     }
     const uaid = this.#uaid!;
-    let status = await storeStatus(this.#ctx.store.putSubscription({ uaid, chid, keyHash }));
-    if (status === 409) {
+    const stored = await unlessUnavailable(this.#ctx.store.putSubscription({ uaid, chid, keyHash }));
+    if (stored === null) return this.#reply(registerReply(channelID, 503));
+    if (!stored) {
       // the user agent holds as many subscriptions as it may
       this.#ctx.metrics?.limited('channels');
-      status = 429;
+      return this.#reply(registerReply(channelID, 429));
     }
-    this.#reply(registerReply(channelID, status, status === 200 ? this.#ctx.endpointUrl(uaid, chid, keyHash) : undefined));
+    this.#reply(registerReply(channelID, 200, this.#ctx.endpointUrl(uaid, chid, keyHash)));
   }
 
   async #ack(updates: { chid: Buffer; version: string }[]): Promise<void> {
