@@ -230,14 +230,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
     metrics,
     endpointUrl: (uaid, chid, keyHash) => endpoint.pushUrl({ uaid, chid, keyHash }),
-    admitRegistration: (address) => {
-      try {
-        registrations.checkAddress(address);
-        return true;
-      } catch {
-        return false;
-      }
-    },
+    admitRegistration: (address) => registrations.addressWait(address) === 0,
   }, connectionLimiter, clientAddress);
   const rfc8030 = new Rfc8030Resources({
     store,

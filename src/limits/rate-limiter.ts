@@ -42,12 +42,16 @@ export class RateLimiter {
 
   /** Throws the 429 when `address` is over its rate. */
   checkAddress(address: string | undefined): void {
-    if (!this.#addresses.enabled || address === undefined || isExempt(address, this.#exemptLoopback)) return;
+    const wait = this.addressWait(address);
+    if (wait > 0) throw tooManyRequests('from this address', wait);
+  }
+
+  /** Takes a token for `address`: 0 when it may go on, else the seconds until it may (counted as limited). */
+  addressWait(address: string | undefined): number {
+    if (!this.#addresses.enabled || address === undefined || isExempt(address, this.#exemptLoopback)) return 0;
     const wait = this.#addresses.take(limitKey(address, this.#ipv6Prefix));
-    if (wait > 0) {
-      this.#onLimited?.('address');
-      throw tooManyRequests('from this address', wait);
-    }
+    if (wait > 0) this.#onLimited?.('address');
+    return wait;
   }
 
   /** Throws the 429 when the subscription (uaid + chid) is over its rate. */
