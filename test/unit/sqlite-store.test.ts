@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, test } from 'node:test';
-import { SCHEMA_VERSION, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
+import { SCHEMA_VERSION } from '../../src/store/sqlite-schema.ts';
+import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
 import { message, save, sub } from '../contract/store-contract.ts';
 
 function open(opts: Partial<SqliteStoreOptions> = {}) {
