@@ -9,6 +9,10 @@ export interface Config {
   dataDir: string;
   /** Where subscriptions and messages are kept: a redis:// or rediss:// URL; undefined: SQLite in the data dir. */
   store: string | undefined;
+  /** With a Redis store: 'store' keeps the token secrets in Redis (every node shares them), 'file' in each node's data dir. */
+  secrets: 'store' | 'file';
+  /** With a Redis store: how often each node re-reads the token secrets and broadcast versions (the bound on a lost change hint). */
+  clusterRefreshIntervalMs: number;
   /** Base of the URLs handed out; default from host, port and TLS. */
   publicUrl: string | undefined;
   tlsCert: string | undefined;
@@ -92,6 +96,8 @@ export interface Config {
   userAgentExpiryDays: number;
   /** 'on': the /demo page and demo application server on the public port. */
   demo: 'on' | 'off';
+  /** 'on': every push without valid VAPID is refused (401), not only pushes to restricted subscriptions. */
+  requireVapid: 'on' | 'off';
 }
 
 export const DEFAULTS: Config = {
@@ -99,6 +105,8 @@ export const DEFAULTS: Config = {
   port: 8080,
   dataDir: './data',
   store: undefined,
+  secrets: 'store',
+  clusterRefreshIntervalMs: 10_000,
   publicUrl: undefined,
   tlsCert: undefined,
   tlsKey: undefined,
@@ -149,6 +157,7 @@ export const DEFAULTS: Config = {
   shutdownTimeoutMs: 10_000,
   userAgentExpiryDays: 60,
   demo: 'on',
+  requireVapid: 'off',
 };
 
 /** The public base URL: configured, or derived from the listening address. */

@@ -199,6 +199,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     publicUrl: url,
     maxBodyBytes: config.maxMessageBytes,
     maxTtl: config.maxTtl,
+    requireVapid: config.requireVapid === 'on',
     log,
   });
   // a proxy on this host that --trusted-proxies does not name makes every client one loopback address

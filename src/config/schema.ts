@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { isAddressOrRange } from '../limits/client-address.ts';
+import { parseClusterUrl } from '../store/redis/url.ts';
 
 export type OptionKind =
   | { type: 'string' }
@@ -39,7 +40,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'HOST', arg: 'address', help: 'address to listen on', kind: { type: 'string' } },
   { key: 'port', flag: 'port', env: 'PORT', arg: 'port', help: 'port to listen on (0 = any free port)', kind: int(0, 65535) },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', arg: 'dir', help: 'holds the SQLite database and the token secret', kind: { type: 'string' } },
-  { key: 'store', flag: 'store', env: 'STORE', arg: 'url', help: 'keep subscriptions and messages in Redis 7+: redis://[:password@]host[:port][/db] or rediss://… (default: SQLite in the data dir)', kind: { type: 'store' }, optional: true, secret: true },
+  { key: 'store', flag: 'store', env: 'STORE', arg: 'url', help: 'keep subscriptions and messages in Redis 7+: redis://[:password@]host[:port][/db], rediss://…, or a Redis Cluster by seed nodes: redis-cluster://[:password@]host:port[,host:port…] (rediss-cluster://…) (default: SQLite in the data dir)', kind: { type: 'store' }, optional: true, secret: true },
+  { key: 'secrets', flag: 'secrets', env: 'SECRETS', arg: 'store|file', help: 'with --store: where the token secrets live, in the store (shared by every node) or in the data dir\'s secret.key (the same file on every node)', kind: { type: 'enum', values: ['store', 'file'] } },
+  { key: 'clusterRefreshIntervalMs', flag: 'cluster-refresh-interval-ms', env: 'CLUSTER_REFRESH_INTERVAL_MS', arg: 'ms', help: 'with --store: how often each node re-reads the token secrets and broadcast versions (a change is announced at once; this bounds a lost announcement)', kind: int(100, 3_600_000) },
   { key: 'publicUrl', flag: 'public-url', env: 'PUBLIC_URL', arg: 'url', help: 'base of the URLs handed out (default: from host and port)', kind: { type: 'url' }, optional: true },
   { key: 'tlsCert', flag: 'tls-cert', env: 'TLS_CERT', arg: 'file', help: 'PEM certificate: serve HTTPS and WSS', kind: { type: 'string' }, optional: true },
   { key: 'tlsKey', flag: 'tls-key', env: 'TLS_KEY', arg: 'file', help: 'PEM private key for --tls-cert', kind: { type: 'string' }, optional: true },
@@ -90,6 +93,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'SHUTDOWN_TIMEOUT_MS', arg: 'ms', help: 'on SIGTERM: time in-flight requests and closing connections get before they are cut', kind: int(0, 3_600_000) },
   { key: 'userAgentExpiryDays', flag: 'user-agent-expiry-days', env: 'USER_AGENT_EXPIRY_DAYS', arg: 'days', help: 'user agents not connected for this long are deleted with their subscriptions (0 = never)', kind: int(0, 36_500) },
   { key: 'demo', flag: 'demo', env: 'DEMO', arg: 'on|off', help: 'on: serve the /demo page and its demo application server on the public port', kind: { type: 'enum', values: ['on', 'off'] } },
+  { key: 'requireVapid', flag: 'require-vapid', env: 'REQUIRE_VAPID', arg: 'on|off', help: 'on: refuse every push without valid VAPID (401), not only those to restricted subscriptions', kind: { type: 'enum', values: ['on', 'off'] } },
 ];
 
 /** What a value of this kind must look like, for error messages. */
@@ -110,7 +114,7 @@ export function expectation(kind: OptionKind): string {
     case 'hosts':
       return 'expected host names (admin.example.org), comma-separated (in the file: an array of strings)';
     case 'store':
-      return 'expected a redis:// or rediss:// URL (redis://[:password@]host[:port][/db])';
+      return 'expected a redis:// or rediss:// URL (redis://[:password@]host[:port][/db]) or a Redis Cluster\'s seed nodes (redis-cluster://[:password@]host:port[,host:port…], rediss-cluster://…)';
   }
 }
 
@@ -145,7 +149,7 @@ export function valueSchema(spec: OptionSpec): z.ZodType {
       s = z.array(z.string().regex(HOST_NAME));
       break;
     case 'store':
-      s = z.url({ protocol: /^rediss?$/ });
+      s = z.union([z.url({ protocol: /^rediss?$/ }), z.string().refine((v) => parseClusterUrl(v) !== null)]);
       break;
   }
   return spec.optional ? s.optional() : s;

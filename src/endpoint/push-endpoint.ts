@@ -22,6 +22,8 @@ export interface PushEndpointOptions {
   publicUrl: string;
   maxBodyBytes: number;
   maxTtl: number;
+  /** Refuse anonymous senders (401) for every subscription, not only restricted ones. */
+  requireVapid?: boolean;
   log: Logger;
   /** Per-subscription rate limit (429 with Retry-After). */
   rateLimiter?: RateLimiter;
@@ -116,6 +118,7 @@ export class PushEndpoint {
     const unauthorized = (why: string) => new PushError(401, Errno.vapid, `VAPID authentication failed: ${why}`);
     if (creds === null) {
       if (target.keyHash) throw unauthorized('this subscription requires VAPID');
+      if (this.#o.requireVapid) throw unauthorized('this service requires VAPID');
       return;
     }
     if ('error' in creds) throw unauthorized(creds.error);
