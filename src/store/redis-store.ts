@@ -5,8 +5,9 @@
 // function leaves them in its outbox, and the store moves them on at once (the sweep moves
 // what a crash left behind; a receipt is queued once however often it is moved).
 import { readFileSync } from 'node:fs';
-import { createClient, ErrorReply, RESP_TYPES } from 'redis';
+import { ErrorReply } from 'redis';
 import { StoreUnavailable } from './errors.ts';
+import { openConnection, type RedisConnection, type Reply } from './redis/connection.ts';
 import { redisError } from './redis/errors.ts';
 import {
   GLOBAL,
@@ -20,6 +21,7 @@ import {
   userAgentSlot,
 } from './redis/keys.ts';
 import { decodeMessage, encodeMessage } from './redis/record.ts';
+import { where } from './redis/url.ts';
 import { DEFAULT_RECEIPT_TTL_MS } from './sqlite-store.ts';
 import {
   URGENCIES,
@@ -37,7 +39,7 @@ import {
 } from './types.ts';
 
 export interface RedisStoreOptions {
-  /** redis://[[user]:password@]host[:port][/db] or rediss://… */
+  /** redis://[[user]:password@]host[:port][/db], rediss://…, or a Redis Cluster's seed nodes: redis-cluster://[[user]:password@]host:port[,host:port…] (rediss-cluster://…) */
   url: string;
   /** Most messages stored for one user agent; further sends are refused until some are acked. */
   maxStoredPerUserAgent: number;
@@ -70,32 +72,8 @@ const ID_SEED = 1024;
 const SWEEP_USER_AGENTS = 1000;
 const SWEEP_MESSAGES = 5000;
 
-type Reply = Buffer | number | null | Reply[];
-
-function newClient(url: string, timeoutMs: number, reconnect: () => boolean) {
-  return createClient({
-    url,
-    // while disconnected a command fails at once (503) instead of waiting in a queue
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: timeoutMs,
-      // the first connection fails the start; once running, it retries for ever
-      reconnectStrategy: (retries, cause) => (reconnect() ? Math.min(50 * 2 ** retries, 2000) : cause),
-    },
-    commandOptions: { timeout: timeoutMs, typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array } },
-  });
-}
-
-/** The URL without its password, for messages. */
-function where(url: string): string {
-  const u = new URL(url);
-  u.password = '';
-  u.username = '';
-  return u.toString();
-}
-
 export class RedisStore implements Store {
-  readonly #client: ReturnType<typeof newClient>;
+  readonly #redis: RedisConnection;
   readonly #where: string;
   readonly #now: () => number;
   readonly #maxStored: number;
@@ -128,30 +106,35 @@ export class RedisStore implements Store {
     this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
     this.#onWritable = opts.onWritable ?? (() => {});
     this.#onReceipts = opts.onReceipts ?? (() => {});
-    this.#client = newClient(opts.url, opts.commandTimeoutMs ?? 5000, () => this.#running);
-    // the client reports each failed reconnection: the store says once that it is failing
-    this.#client.on('error', (err: unknown) => {
-      if (this.#running) this.#failing(redisError(err));
-    });
-    // a Redis that came back may be a new one (a failover, a flushed one): it gets the library
-    this.#client.on('ready', () => {
-      if (this.#running) this.#loadLibrary().catch((err: unknown) => this.#failing(redisError(err)));
+    this.#redis = openConnection({
+      url: opts.url,
+      timeoutMs: opts.commandTimeoutMs ?? 5000,
+      reconnect: () => this.#running,
+      // the client reports each failed reconnection: the store says once that it is failing
+      onError: (err) => {
+        if (this.#running) this.#failing(redisError(err));
+      },
+      // a Redis that came back may be a new one (a failover, a flushed one): it gets the library
+      onReady: (node) => {
+        if (this.#running) node(['FUNCTION', 'LOAD', 'REPLACE', LIBRARY]).catch((err: unknown) => this.#failing(redisError(err)));
+      },
     });
   }
 
   async #start(): Promise<void> {
     try {
-      await this.#client.connect();
+      await this.#redis.connect();
       await this.#loadLibrary();
     } catch (err) {
-      this.#client.destroy();
+      this.#redis.destroy();
       throw new StoreUnavailable(`cannot use Redis at ${this.#where}: ${(err as Error).message}`, { cause: err });
     }
     this.#running = true;
   }
 
+  /** On every primary: each runs the functions of the slots it holds. */
   async #loadLibrary(): Promise<void> {
-    await this.#client.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', LIBRARY]);
+    await this.#redis.everyPrimary(['FUNCTION', 'LOAD', 'REPLACE', LIBRARY]);
   }
 
   #failing(err: unknown): void {
@@ -163,17 +146,18 @@ export class RedisStore implements Store {
   async #fcall(name: string, keys: readonly string[], args: readonly (string | Buffer)[], readOnly = false): Promise<Reply> {
     const command = [readOnly ? 'FCALL_RO' : 'FCALL', PREFIX + name, String(keys.length), ...keys, ...args];
     try {
-      return await this.#client.sendCommand<Reply>(command);
+      return await this.#redis.send(keys[0]!, readOnly, command);
     } catch (err) {
       // a Redis without the library (flushed, or a primary that never had it): load it, once
       if (!(err instanceof ErrorReply && err.message.startsWith('ERR Function not found'))) throw err;
       await this.#loadLibrary();
-      return await this.#client.sendCommand<Reply>(command);
+      return await this.#redis.send(keys[0]!, readOnly, command);
     }
   }
 
+  /** One command; `args[1]` is its key (or sharded channel), which names the node it goes to. */
   #command(args: readonly (string | Buffer)[]): Promise<Reply> {
-    return this.#client.sendCommand<Reply>(args);
+    return this.#redis.send(args[1]!, false, args);
   }
 
   /** A write, with failures reported the way the Store seam does (StoreUnavailable) and tracked for readiness. */
@@ -509,28 +493,14 @@ export class RedisStore implements Store {
    * that connection came back (hints sent meanwhile were lost). Resolves with the way to stop.
    */
   async subscribe(channels: string[], onHint: (hint: string) => void, onResubscribed: () => void): Promise<() => Promise<void>> {
-    const sub = this.#client.duplicate({ commandOptions: {} });
-    let ready = false;
-    sub.on('error', (err: unknown) => this.#failing(redisError(err)));
-    sub.on('ready', () => {
-      if (ready) onResubscribed();
-    });
-    await sub.connect();
-    await sub.sSubscribe(channels, (message: string) => onHint(message));
-    ready = true;
-    return async () => {
-      ready = false;
-      if (sub.isReady) await sub.close();
-      else sub.destroy();
-    };
+    return this.#redis.subscribe(channels, onHint, onResubscribed, (err) => this.#failing(redisError(err)));
   }
 
   async close(): Promise<void> {
     await Promise.all(this.#moves);
-    if (!this.#client.isOpen) return;
+    if (!this.#running) return;
     this.#running = false;
-    if (this.#client.isReady) await this.#client.close();
-    else this.#client.destroy();
+    await this.#redis.close();
   }
 }
 

@@ -110,3 +110,52 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     },
   };
 }
+
+export interface RedisClusterServers {
+  /** Its primaries, in the order their slots run (each a RedisServer of its own). */
+  readonly nodes: readonly RedisServer[];
+  /** redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3 (the `--store` form of seed nodes) */
+  readonly url: string;
+  /** Stops every node and removes their data dirs. */
+  stop(): Promise<void>;
+}
+
+/** `redis-cli` and its arguments on `port`; its output (it exits 0 on error replies too). */
+function redisCli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('error', reject);
+    proc.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`redis-cli ${args.join(' ')} exited ${code}:\n${out}`))));
+  });
+}
+
+/**
+ * A Redis Cluster of `primaries` primaries and no replicas (`redis-cli --cluster create`), each
+ * node on a free port with its own data dir and AOF; resolves once every node says
+ * `cluster_state:ok`.
+ */
+export async function startRedisCluster(primaries = 3, opts: RedisServerOptions = {}): Promise<RedisClusterServers> {
+  const nodes = await Promise.all(
+    Array.from({ length: primaries }, () =>
+      startRedisServer({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', ...(opts.args ?? [])] }),
+    ),
+  );
+  const stop = async () => void (await Promise.all(nodes.map((n) => n.stop())));
+  try {
+    await redisCli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    const deadline = Date.now() + 10_000;
+    for (const node of nodes) {
+      while (!(await redisCli(['-p', String(node.port), 'CLUSTER', 'INFO'])).includes('cluster_state:ok')) {
+        if (Date.now() > deadline) throw new Error(`the cluster did not reach cluster_state:ok within 10 s:\n${node.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, url: `redis-cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, stop };
+}

@@ -1,13 +1,14 @@
 // An in-process webpushd on a free port with its own data dir, for integration tests. With
 // WEBPUSHD_TEST_STORE=redis each server gets a redis-server of its own (test/helpers/redis-server.ts)
-// as its store, so the same tests check the Redis store end to end.
+// as its store, with WEBPUSHD_TEST_STORE=redis-cluster a Redis Cluster of 3 primaries, so the same
+// tests check the Redis store end to end.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULTS, type Config } from '../../src/config.ts';
 import { startServer, type WebPushServer } from '../../src/server.ts';
-import { startRedisServer } from './redis-server.ts';
+import { startRedisCluster, startRedisServer } from './redis-server.ts';
 
 export interface TestServer extends WebPushServer {
   readonly dataDir: string;
@@ -17,7 +18,8 @@ export interface TestServer extends WebPushServer {
 
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'webpushd-test-'));
-  const redis = process.env.WEBPUSHD_TEST_STORE === 'redis' && overrides.store === undefined ? await startRedisServer() : null;
+  const kind = overrides.store === undefined ? process.env.WEBPUSHD_TEST_STORE : undefined;
+  const redis = kind === 'redis' ? await startRedisServer() : kind === 'redis-cluster' ? await startRedisCluster() : null;
   const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', ...(redis ? { store: redis.url } : {}), ...overrides, dataDir };
   const server = await startServer(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
   if (redis) {
