@@ -2,8 +2,10 @@
 import { SubscriptionGoneError, WebPushError, isUnprocessed } from './errors.ts';
 import { buildRequest } from './request-details.ts';
 import { backoffDelay, defaultSleep, isRetryableStatus, parseRetryAfter } from './retry.ts';
+import { RECEIPT_REL, findLink, parseLinks } from '../ua/link-header.ts';
+import { sendMany, type SendManyOptions, type SendManySummary } from './send-many.ts';
 import { Transport, type TransportOptions } from './transport.ts';
-import type { PushSubscription, RequestDetails, RequestOptions, SendResult } from './types.ts';
+import type { PushSubscription, PushTlsOptions, RequestDetails, RequestOptions, SendResult } from './types.ts';
 
 export type PushClientOptions = TransportOptions;
 
@@ -61,7 +63,9 @@ export class PushClient {
       const { statusCode, headers, body, httpVersion } = res;
       if (statusCode >= 200 && statusCode <= 299) {
         const result: SendResult = { statusCode, headers, body, httpVersion, attempts: attempt };
-        if (typeof headers.location === 'string') result.location = headers.location;
+        if (typeof headers.location === 'string') result.location = new URL(headers.location, url).href;
+        const receipts = o.receipt ? findLink(parseLinks(headers.link, url.href), RECEIPT_REL) : undefined;
+        if (receipts !== undefined) result.receiptSubscription = receipts;
         return result;
       }
       const retryAfterMs = parseRetryAfter(headers['retry-after']);
@@ -73,6 +77,43 @@ export class PushClient {
       }
       await sleep(retryAfterMs ?? backoffDelay(attempt - 1, o.retryDelayMs, o.maxRetryAfterMs));
     }
+  }
+
+  /**
+   * Sends one payload (or one per subscription: a function of it) to many subscriptions, at most
+   * `concurrency` requests at a time, each encrypted for its subscription and retried as
+   * sendNotification does. Never rejects for one subscription's failure: each gets a result
+   * (`onResult` is told as they come), and the summary lists the gone ones to delete. Rejects
+   * only for invalid options, before anything is sent.
+   */
+  sendMany(
+    subscriptions: Iterable<PushSubscription>,
+    payload?: Payload | ((subscription: PushSubscription, index: number) => Payload),
+    options?: SendManyOptions | null,
+  ): Promise<SendManySummary> {
+    return sendMany((s, p, o) => this.sendNotification(s, p, o), subscriptions, payload, options);
+  }
+
+  /**
+   * Cancels a message not yet delivered: DELETE on its URL (`SendResult.location`). Resolves
+   * true (204: it will not be delivered; a receipt, if asked, says 204), false when it was
+   * already gone (410: delivered, expired or cancelled); rejects with WebPushError otherwise.
+   */
+  async cancelNotification(location: string, options: { timeout?: number; tls?: PushTlsOptions; http2?: boolean } = {}): Promise<boolean> {
+    const url = new URL(location);
+    const res = await this.#transport.request({
+      method: 'DELETE',
+      url,
+      headers: {},
+      body: null,
+      timeoutMs: options.timeout,
+      tls: options.tls,
+      agent: undefined,
+      http2: options.http2 ?? true,
+    });
+    if (res.statusCode >= 200 && res.statusCode <= 299) return true;
+    if (res.statusCode === 410) return false;
+    throw new WebPushError(`Received unexpected response code ${res.statusCode}`, res.statusCode, res.headers, res.body, location);
   }
 
   /** Closes pooled connections (HTTP/2 sessions, idle keep-alive sockets); the client stays usable. */

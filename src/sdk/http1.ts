@@ -3,12 +3,15 @@
 import http, { type Agent, type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { markUnprocessed } from './errors.ts';
+import type { Trace } from './trace.ts';
 import type { PushTlsOptions } from './types.ts';
 
 /** Bodies of error answers are small; a misbehaving service cannot make us buffer more. */
 export const MAX_RESPONSE_BODY = 64 * 1024;
 
 export interface TransportRequest {
+  /** Default POST (a send); DELETE cancels a message. */
+  method?: 'POST' | 'DELETE' | undefined;
   url: URL;
   headers: Record<string, string>;
   body: Buffer | null;
@@ -17,6 +20,7 @@ export interface TransportRequest {
   agent?: Agent | undefined;
   /** Aborting it destroys the request with the signal's reason. */
   signal?: AbortSignal | undefined;
+  trace?: Trace | undefined;
 }
 
 export interface TransportResponse {
@@ -50,7 +54,10 @@ export class Http1Pool {
     const agent = req.agent ?? this.#agent(secure, tlsKey, req.tls);
     const send = secure ? https.request : http.request;
     return new Promise((resolve, reject) => {
-      const r = send(req.url, { method: 'POST', headers: req.headers, agent });
+      const method = req.method ?? 'POST';
+      const r = send(req.url, { method, headers: req.headers, agent });
+      req.trace?.({ event: 'request', httpVersion: '1.1', method, url: req.url.href, headers: req.headers });
+      if (req.body) req.trace?.({ event: 'data', sent: req.body.length });
       let answered = false;
       const abort = () => r.destroy(req.signal!.reason as Error);
       req.signal?.addEventListener('abort', abort, { once: true });
@@ -63,6 +70,7 @@ export class Http1Pool {
       });
       r.on('response', (res) => {
         answered = true;
+        req.trace?.({ event: 'response', httpVersion: '1.1', status: res.statusCode, headers: res.headers });
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -71,6 +79,7 @@ export class Http1Pool {
         res.on('error', reject);
         res.on('end', () => {
           done();
+          if (body.length > 0) req.trace?.({ event: 'data', received: Buffer.byteLength(body) });
           resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body, httpVersion: '1.1' });
         });
       });

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { markUnprocessed } from './errors.ts';
 import { MAX_RESPONSE_BODY, type TransportRequest, type TransportResponse } from './http1.ts';
+import { traceSession, traceTls } from './trace.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -76,7 +77,9 @@ export class Http2Pool {
       socket.destroy();
       throw new Error('the push client is closed');
     }
+    traceTls(req.trace, socket, req.url.origin);
     const session = http2.connect(req.url.origin, { createConnection: () => socket });
+    if (req.trace) traceSession(req.trace, session);
     const entry: Entry = { session, active: 0, idleTimer: undefined };
     const forget = () => {
       clearTimeout(entry.idleTimer);
@@ -99,7 +102,7 @@ export class Http2Pool {
   }
 
   #send(entry: Entry, req: TransportRequest): Promise<TransportResponse> {
-    const headers: Record<string, string> = { ':method': 'POST', ':path': `${req.url.pathname}${req.url.search}` };
+    const headers: Record<string, string> = { ':method': req.method ?? 'POST', ':path': `${req.url.pathname}${req.url.search}` };
     for (const [name, value] of Object.entries(req.headers)) {
       const lower = name.toLowerCase();
       if (!HOP_BY_HOP.has(lower)) headers[lower] = value;
@@ -112,6 +115,11 @@ export class Http2Pool {
         // The session got GOAWAY or was destroyed since we took it: nothing was sent.
         reject(markUnprocessed(err as Error));
         return;
+      }
+      const trace = req.trace;
+      if (trace) {
+        trace({ event: 'request', stream: stream.id, headers: { ':authority': req.url.host, ...headers } });
+        if (req.body) trace({ event: 'data', stream: stream.id, sent: req.body.length });
       }
       entry.active += 1;
       clearTimeout(entry.idleTimer);
@@ -128,17 +136,20 @@ export class Http2Pool {
       req.signal?.addEventListener('abort', abort, { once: true });
       stream.on('response', (h) => {
         status = Number(h[':status']);
+        trace?.({ event: 'response', stream: stream.id, headers: h });
         responseHeaders = {};
         for (const [name, value] of Object.entries(h)) if (!name.startsWith(':')) responseHeaders[name] = value;
       });
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
+        trace?.({ event: 'data', stream: stream.id, received: Buffer.byteLength(chunk) });
         if (body.length < MAX_RESPONSE_BODY) body += chunk;
       });
       stream.on('error', (err) => (failure ??= err));
       stream.on('close', () => {
         req.signal?.removeEventListener('abort', abort);
         entry.active -= 1;
+        if (trace && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) trace({ event: 'rst_stream', stream: stream.id, code: stream.rstCode });
         if (entry.active === 0 && !entry.session.closed) this.#idle(entry);
         if (failure === undefined && status > 0 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
           resolve({ statusCode: status, headers: responseHeaders, body, httpVersion: '2' });

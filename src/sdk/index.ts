@@ -1,7 +1,10 @@
 // The application-server SDK's public API (the webpushd-sdk package): web-push's sending side.
 // It imports no logger, metrics or WebSocket library, so an application server that only sends
 // installs nothing else (packages/webpushd-sdk).
-export { sendNotification, closeConnections } from './send.ts';
+export { sendNotification, sendMany, cancelNotification, closeConnections } from './send.ts';
+export { DEFAULT_CONCURRENCY, type SendManyOptions, type SendManyResult, type SendManyProgress, type SendManySummary } from './send-many.ts';
+export type { Trace, TraceEvent } from './trace.ts';
+export { listenReceipts, type Receipt, type ListenReceiptsOptions, type ListenReceiptsResult } from './receipts.ts';
 export { generateRequestDetails } from './request-details.ts';
 export { PushClient, type PushClientOptions, type Payload } from './client.ts';
 export { generateVAPIDKeys } from './vapid.ts';

@@ -25,6 +25,8 @@ export interface CheckedOptions {
   tls: PushTlsOptions | undefined;
   agent: Agent | undefined;
   http2: boolean;
+  /** true: a new receipt subscription; a string: that one. */
+  receipt: boolean | string;
 }
 
 const VALID_OPTIONS = [
@@ -42,6 +44,7 @@ const VALID_OPTIONS = [
   'tls',
   'agent',
   'http2',
+  'receipt',
 ];
 const URGENCIES: readonly string[] = ['very-low', 'low', 'normal', 'high'];
 const TOPIC = /^[A-Za-z0-9_-]+$/;
@@ -135,6 +138,12 @@ export function checkOptions(options: RequestOptions | undefined | null): Checke
     throw invalid('agent', 'agent must be an http.Agent or https.Agent.');
   }
 
+  let receipt: boolean | string = false;
+  if (o.receipt !== undefined && o.receipt !== false) {
+    if (o.receipt !== true && !isHttpUrl(o.receipt)) throw invalid('receipt', 'receipt must be true or the URL of a receipt subscription.');
+    receipt = o.receipt;
+  }
+
   return {
     ttl,
     urgency,
@@ -150,5 +159,12 @@ export function checkOptions(options: RequestOptions | undefined | null): Checke
     tls: o.tls,
     agent: o.agent,
     http2: o.http2 ?? true,
+    receipt,
   };
+}
+
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'https:' || protocol === 'http:';
 }

@@ -3,6 +3,7 @@
 import { EceError, encryptMessage } from '../crypto/webpush.ts';
 import { WebPushValidationError } from './errors.ts';
 import { checkOptions, type CheckedOptions } from './options.ts';
+import { RECEIPT_REL } from '../ua/link-header.ts';
 import { checkPayload, checkSubscription } from './subscription.ts';
 import type { PushSubscription, RequestDetails, RequestOptions } from './types.ts';
 import { vapidHeaders } from './vapid.ts';
@@ -47,6 +48,9 @@ export function buildRequest(
   if (cryptoKey) headers['Crypto-Key'] = cryptoKey;
   headers.Urgency = o.urgency;
   if (o.topic) headers.Topic = o.topic;
+  // RFC 8030 5.1: respond-async asks for a receipt; the Link names the receipt subscription to reuse
+  if (o.receipt) headers.Prefer = 'respond-async';
+  if (typeof o.receipt === 'string') headers.Link = `<${o.receipt}>; rel="${RECEIPT_REL}"`;
   mergeHeaders(headers, o.headers);
   return { details: { method: 'POST', headers, body, endpoint: sub.endpoint }, options: o };
 }

@@ -9,6 +9,16 @@ export function sendNotification(subscription: PushSubscription, payload?: Paylo
   return shared.sendNotification(subscription, payload, options);
 }
 
+/** Sends to many subscriptions through the shared client (see PushClient.sendMany). */
+export function sendMany(...args: Parameters<PushClient['sendMany']>): ReturnType<PushClient['sendMany']> {
+  return shared.sendMany(...args);
+}
+
+/** Cancels a message through the shared client (see PushClient.cancelNotification). */
+export function cancelNotification(...args: Parameters<PushClient['cancelNotification']>): Promise<boolean> {
+  return shared.cancelNotification(...args);
+}
+
 /** Closes the shared client's pooled connections so the process can exit; later sends reconnect. */
 export function closeConnections(): Promise<void> {
   return shared.close();

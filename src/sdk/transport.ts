@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { Http1Pool, type TransportResponse } from './http1.ts';
 import { Http2Pool } from './http2-pool.ts';
+import type { Trace } from './trace.ts';
 import type { PushTlsOptions } from './types.ts';
 
 export type { TransportResponse } from './http1.ts';
@@ -13,9 +14,12 @@ export interface TransportOptions {
   idleTimeout?: number;
   /** Most simultaneous HTTP/1.1 connections to one origin (default 64). */
   maxSocketsPerOrigin?: number;
+  /** Told every header block, DATA length, GOAWAY, RST_STREAM and TLS handshake (consoles, debugging). */
+  trace?: Trace;
 }
 
 export interface SendRequest {
+  method?: 'POST' | 'DELETE';
   url: URL;
   headers: Record<string, string>;
   body: Buffer | null;
@@ -34,12 +38,14 @@ export function timeoutError(): Error {
 export class Transport {
   readonly #http1: Http1Pool;
   readonly #http2: Http2Pool;
+  readonly #trace: Trace | undefined;
   // Connections with different TLS settings are never shared: each settings object gets an id.
   /** Connections are shared by equal TLS settings, not only by the same options object. */
   readonly #tlsKeys = new WeakMap<object, string>();
 
   constructor(options: TransportOptions = {}) {
     this.#http1 = new Http1Pool({ maxSocketsPerOrigin: options.maxSocketsPerOrigin ?? 64 });
+    this.#trace = options.trace;
     this.#http2 = new Http2Pool({ idleTimeoutMs: options.idleTimeout ?? 30_000, connectTimeoutMs: CONNECT_TIMEOUT_MS });
   }
 
@@ -61,7 +67,7 @@ export class Transport {
   async request(req: SendRequest): Promise<TransportResponse> {
     const controller = new AbortController();
     const timer = req.timeoutMs ? setTimeout(() => controller.abort(timeoutError()), req.timeoutMs) : undefined;
-    const r = { ...req, signal: controller.signal };
+    const r = { ...req, signal: controller.signal, trace: this.#trace };
     try {
       const tlsKey = this.#tlsKey(req.tls);
       if (req.http2 && !req.agent && req.url.protocol === 'https:') {

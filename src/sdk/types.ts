@@ -59,6 +59,12 @@ export interface RequestOptions {
   agent?: Agent;
   /** Set false to never try HTTP/2 (default true: HTTPS endpoints offering h2 get it). */
   http2?: boolean;
+  /**
+   * Ask for a receipt (RFC 8030 5.1): `true` asks the push service for a new receipt
+   * subscription (`Prefer: respond-async`, answered 202 with its URL as `receiptSubscription`);
+   * a URL reuses that receipt subscription (a `Link` to it, with `Prefer: respond-async`).
+   */
+  receipt?: boolean | string;
 }
 
 /** What generateRequestDetails returns: everything needed to send the request yourself. */
@@ -74,8 +80,10 @@ export interface SendResult {
   statusCode: number;
   headers: IncomingHttpHeaders;
   body: string;
-  /** The message's URL (`Location`), when the service gave one. */
+  /** The message's URL (`Location`), when the service gave one: DELETE it to cancel the message. */
   location?: string;
+  /** The receipt subscription the receipt will go to, when one was asked and the service named it. */
+  receiptSubscription?: string;
   /** The HTTP version the answer came over. */
   httpVersion: '1.1' | '2';
   /** How many requests were made (1 + retries used). */

@@ -5,6 +5,8 @@
 export const PUSH_REL = 'urn:ietf:params:push';
 /** The subscription set a subscription belongs to (RFC 8030 4.1). */
 export const SET_REL = 'urn:ietf:params:push:set';
+/** A receipt subscription (RFC 8030 5.1): asked for by an application server, named in its answer. */
+export const RECEIPT_REL = 'urn:ietf:params:push:receipt';
 
 export interface Link {
   /** Absolute (resolved against the request's URL). */
