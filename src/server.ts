@@ -21,7 +21,7 @@ import { redacting } from './observability/logging.ts';
 import { Metrics } from './observability/metrics.ts';
 import { StoreStats } from './observability/store-stats.ts';
 import { Rfc8030Resources } from './rfc8030/resources.ts';
-import { ClusterRouter } from './router/cluster-router.ts';
+import { ClusterRouter, announceChange, type Changed } from './router/cluster-router.ts';
 import { LocalRouter, type Router } from './router/router.ts';
 import { preparePrivateDir, tightenIfPresent } from './store/data-dir.ts';
 import { DiskQuota } from './store/disk-quota.ts';
@@ -31,7 +31,8 @@ import type { Store, SweepResult } from './store/types.ts';
 import { Capabilities } from './tokens/capabilities.ts';
 import { Sealer } from './tokens/sealer.ts';
 import { loadOrCreateAdminToken } from './tokens/admin-token.ts';
-import { loadOrCreateSecrets, readSecrets } from './tokens/secret-file.ts';
+import { readSecrets } from './tokens/secret-file.ts';
+import { sameSecrets, startingSecrets, storedSecrets } from './tokens/secret-store.ts';
 import { VapidVerifier } from './vapid/verify.ts';
 import { createDemo } from './web/demo.ts';
 import { createHome } from './web/home.ts';
@@ -53,6 +54,8 @@ export interface WebPushServer {
   readonly port: number;
   /** The admin listener's base URL (/metrics, /health, /ready); undefined without `adminPort`. */
   readonly adminUrl: string | undefined;
+  /** This start made the token secrets (a new set of push URLs). */
+  readonly secretsCreated: boolean;
   /** This instance's Prometheus metrics (its own registry). */
   readonly metrics: Metrics;
   readonly router: Router;
@@ -72,7 +75,8 @@ export interface WebPushServer {
   sweep(): Promise<ServerSweepResult>;
   /**
    * Reads again (SIGHUP) the data dir's secret file, after `webpushd secret rotate|retire` (its
-   * first secret seals from now on, every one opens), and with TLS the certificate and key files
+   * first secret seals from now on, every one opens; secrets kept in Redis are read there, in the
+   * background, a failure logged), and with TLS the certificate and key files
    * (a renewal; new connections use it). Each part that cannot be read or used is logged and
    * stays as it was. Returns whether every part was reloaded.
    */
@@ -94,8 +98,6 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log.warn({ dataDir: config.dataDir }, 'the data dir is open to other users (it holds credentials): chmod 700 it');
   }
   const metrics = new Metrics();
-  const sealer = new Sealer(loadOrCreateSecrets(config.dataDir));
-  const capabilities = new Capabilities(sealer);
   const expireUserAgents = config.userAgentExpiryDays > 0;
   // when a user agent was last seen, for expiring the ones that never come back
   const onPresence = expireUserAgents
@@ -114,12 +116,27 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   };
   const redis = config.store ? await RedisStore.open({ url: config.store, ...storeOptions }) : null;
   const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, onCommit: metrics.commit, ...storeOptions });
+  // on Redis (unless --secrets file) the token secrets are kept there, the same for every node
+  const secretStore = config.secrets === 'store' ? redis : null;
+  let starting: Awaited<ReturnType<typeof startingSecrets>>;
+  try {
+    starting = await startingSecrets(config.dataDir, secretStore);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  let secretsInUse = starting.secrets;
+  const sealer = new Sealer(secretsInUse);
+  const capabilities = new Capabilities(sealer);
+  // set once the broadcast table exists: a change announced before is read with the table
+  let onChanged: (what: Changed) => void = () => {};
   // on Redis, the nodes sharing it hand each other hints for the user agents connected elsewhere
   const cluster = redis
     ? await ClusterRouter.start(redis, {
         batchSize: config.deliveryBatch,
         ...(onPresence ? { onPresence } : {}),
         onError: (err) => log.warn({ err: (err as Error).message }, 'a hint to another node failed: its user agent gets the message from the store later'),
+        onChanged: (what) => onChanged(what),
       })
     : null;
   const router: Router = cluster ?? new LocalRouter(onPresence);
@@ -129,14 +146,44 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const pipeline = new Pipeline(store, router, metrics, quota);
   // the store keeps what was set while running; the configured table is applied over it
   const broadcasts = new BroadcastTable(await store.broadcasts());
-  const setBroadcasts = async (versions: Versions): Promise<string[]> => {
-    const changes = broadcasts.changes(versions);
-    if (Object.keys(changes).length === 0) return [];
-    await store.putBroadcasts(changes);
-    const changed = broadcasts.set(changes);
-    log.info({ broadcasts: changes }, 'broadcast versions changed');
-    return changed;
+  // one change of the table at a time: a re-read of the store answered late never undoes a newer change
+  let lastChange: Promise<unknown> = Promise.resolve();
+  const serially = <T>(change: () => Promise<T>): Promise<T> => {
+    const next = lastChange.then(change);
+    lastChange = next.catch(() => {});
+    return next;
   };
+  const setBroadcasts = (versions: Versions): Promise<string[]> =>
+    serially(async () => {
+      const changes = broadcasts.changes(versions);
+      if (Object.keys(changes).length === 0) return [];
+      await store.putBroadcasts(changes);
+      const changed = broadcasts.set(changes);
+      log.info({ broadcasts: changes }, 'broadcast versions changed');
+      // the other nodes read the store again and tell their own user agents
+      if (redis) announceChange(redis, 'broadcasts').catch((err: unknown) => log.warn({ err: (err as Error).message }, 'announcing a broadcast change failed: other nodes see it at their next re-read'));
+      return changed;
+    });
+  // Redis is the truth for what other nodes (and `webpushd secret`) change: read again on their
+  // announcement, and every clusterRefreshIntervalMs in case one was lost
+  const reread: Record<Changed, () => Promise<void>> = {
+    broadcasts: () =>
+      serially(async () => {
+        const changed = broadcasts.set(Object.fromEntries(await store.broadcasts()));
+        if (changed.length > 0) log.info({ broadcasts: changed }, 'broadcast versions changed on another node');
+      }),
+    secrets: async () => {
+      if (!secretStore) return;
+      const secrets = await storedSecrets(secretStore);
+      if (sameSecrets(secrets, secretsInUse)) return;
+      sealer.setSecrets(secrets);
+      secretsInUse = secrets;
+      log.info({ secrets: secrets.length }, 'token secrets changed in Redis: in use now');
+    },
+  };
+  onChanged = (what) => void reread[what]().catch((err: unknown) => log.warn({ err: (err as Error).message, what }, 'reading cluster-wide state again failed: the copy in use stays'));
+  const refresher = redis ? setInterval(() => (['secrets', 'broadcasts'] as const).forEach(onChanged), config.clusterRefreshIntervalMs) : null;
+  refresher?.unref();
   await setBroadcasts(Object.fromEntries(config.broadcasts));
   const poller = config.broadcastUrl
     ? new BroadcastPoller({ url: config.broadcastUrl, token: config.broadcastToken, intervalMs: config.broadcastPollIntervalMs, apply: setBroadcasts, log })
@@ -300,6 +347,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     } catch (err) {
       // e.g. the admin port is taken: undo what started, then fail the start
       clearInterval(sweeper);
+      clearInterval(refresher ?? undefined);
       wheel.stop();
       const closed = http.close();
       http.closeIdleConnections();
@@ -319,6 +367,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     url,
     port,
     adminUrl: admin?.url,
+    secretsCreated: starting.created,
     metrics,
     router,
     store,
@@ -327,13 +376,16 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     setBroadcasts,
     reload() {
       let ok = true;
-      try {
-        const secrets = readSecrets(config.dataDir);
-        sealer.setSecrets(secrets);
-        log.info({ secrets: secrets.length }, 'token secrets reloaded');
-      } catch (err) {
-        ok = false;
-        log.error({ err: (err as Error).message }, 'reloading token secrets failed: the secrets in use stay');
+      if (secretStore) onChanged('secrets');
+      else {
+        try {
+          const secrets = readSecrets(config.dataDir);
+          sealer.setSecrets(secrets);
+          log.info({ secrets: secrets.length }, 'token secrets reloaded');
+        } catch (err) {
+          ok = false;
+          log.error({ err: (err as Error).message }, 'reloading token secrets failed: the secrets in use stay');
+        }
       }
       if (!tls) return ok;
       try {
@@ -349,6 +401,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       closing = true;
       poller?.stop();
       clearInterval(sweeper);
+      clearInterval(refresher ?? undefined);
       wheel.stop();
       const closed = http.close();
       rfc8030.close();

@@ -2,14 +2,11 @@
 // the optional JSON config file (--config, WEBPUSHD_CONFIG); see src/config/schema.ts and
 // docs/CONFIGURATION.md. Precedence: flag > environment > file > default.
 import { Command, Option } from 'commander';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULTS, type Config } from '../config.ts';
 import { CONFIG_ENV, ConfigError, ENV_PREFIX, configToJson, loadConfig } from '../config/load.ts';
 import { OPTIONS } from '../config/schema.ts';
 import { startServer } from '../server.ts';
-import { SECRET_FILE } from '../tokens/secret-file.ts';
 import { firefoxServerUrl } from '../web/demo.ts';
 import { resolveDataDir } from './data-dir.ts';
 
@@ -54,7 +51,6 @@ export function serveCommand(): Command {
     const log = pino({ level: config.logLevel });
     // whatever the service creates (database, WAL, secrets, demo keys) is for its own user only
     process.umask(0o077);
-    const newSecret = !existsSync(join(config.dataDir, SECRET_FILE));
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer(config, log);
@@ -63,6 +59,7 @@ export function serveCommand(): Command {
       log.fatal({ err: (err as Error).message }, 'could not start');
       process.exit(1);
     }
+    const newSecret = server.secretsCreated;
     if (newSecret) log.info({ dataDir: config.dataDir }, 'created a new token secret: a new set of push URLs (those of any other data dir answer 404 here)');
     process.stderr.write(`${startLine(server.url, config.demo === 'on', config.dataDir, newSecret)}\n`);
     let stopping = false;

@@ -47,7 +47,15 @@ type Hint =
   | { t: 'takeover'; u: string; e: number }
   | { t: 'removed'; u: string; c: string; i: number }
   | { t: 'unsubscribed'; u: string; c: string | null }
-  | { t: 'receipts' | 'receipts-expired'; n: string; r: string[] };
+  | { t: 'receipts' | 'receipts-expired'; n: string; r: string[] }
+  /** Cluster-wide state changed in Redis: every node re-reads it. */
+  | { t: 'changed'; w: Changed };
+
+/** Cluster-wide state a node holds a copy of (src/server.ts re-reads it on a hint, and periodically). */
+export type Changed = 'secrets' | 'broadcasts';
+
+/** Tells every node that `what` changed in Redis (at most once: nodes also re-read it periodically). */
+export const announceChange = (store: RedisStore, what: Changed): Promise<void> => store.publish(RECEIPTS, JSON.stringify({ t: 'changed', w: what } satisfies Hint));
 
 export interface ClusterRouterOptions {
   /** Stored messages read per hint at most, as a connection's batch. */
@@ -56,6 +64,8 @@ export interface ClusterRouterOptions {
   onPresence?: (uaid: Buffer) => void;
   /** A hint could not be sent or handled (it is a hint: the store still holds the truth). */
   onError: (err: unknown) => void;
+  /** Another node (or `webpushd secret`) changed cluster-wide state (announceChange). */
+  onChanged?: (what: Changed) => void;
 }
 
 export class ClusterRouter implements Router {
@@ -268,6 +278,8 @@ export class ClusterRouter implements Router {
         const ids = hint.r.map((r) => Buffer.from(r, 'hex'));
         return hint.t === 'receipts' ? this.#watchers.receiptsQueued(ids) : this.#watchers.receiptsExpired(ids);
       }
+      case 'changed':
+        return this.#o.onChanged?.(hint.w);
     }
   }
 

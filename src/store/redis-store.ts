@@ -496,6 +496,96 @@ export class RedisStore implements Store {
     return this.#redis.subscribe(channels, onHint, onResubscribed, (err) => this.#failing(redisError(err)));
   }
 
+  // Cluster-wide state (src/tokens/secret-store.ts) and the copy of a SQLite data dir
+  // (src/cli/migrate.ts). Not part of the Store seam.
+
+  /** The token secrets, newest first (none yet: empty). */
+  tokenSecrets(): Promise<Buffer[]> {
+    return this.#read(async () => (await this.#command(['LRANGE', GLOBAL.secrets, '0', '-1'])) as Buffer[]);
+  }
+
+  /** Stores `secrets` (newest first) unless Redis holds some already; resolves with those Redis holds. */
+  async initTokenSecrets(secrets: readonly Buffer[]): Promise<Buffer[]> {
+    return (await this.#write(() => this.#fcall('init_secrets', [GLOBAL.secrets], secrets))) as Buffer[];
+  }
+
+  /** Adds `secret` as the newest (it seals from now on). Returns how many there are now. */
+  async rotateTokenSecrets(secret: Buffer): Promise<number> {
+    return (await this.#write(() => this.#command(['LPUSH', GLOBAL.secrets, secret]))) as number;
+  }
+
+  /** Keeps the newest `keep` secrets. Returns how many were dropped. */
+  async retireTokenSecrets(keep: number): Promise<number> {
+    return (await this.#write(() => this.#fcall('retire_secrets', [GLOBAL.secrets], [String(keep)]))) as number;
+  }
+
+  /** Adds `secrets` after (older than) those Redis holds, each unless there already. Returns how many were added. */
+  async addTokenSecrets(secrets: readonly Buffer[]): Promise<number> {
+    return (await this.#write(() => this.#fcall('add_secrets', [GLOBAL.secrets], secrets))) as number;
+  }
+
+  /** Whether Redis holds webpushd data (user agents, receipts, secrets or broadcasts). */
+  holdsData(): Promise<boolean> {
+    return this.#read(async () => {
+      const counts = await Promise.all([
+        this.#command(['SCARD', GLOBAL.slots]),
+        this.#command(['EXISTS', GLOBAL.secrets]),
+        this.#command(['EXISTS', GLOBAL.broadcasts]),
+      ]);
+      return counts.some((n) => (n as number) > 0);
+    });
+  }
+
+  /**
+   * Copies a user agent with its subscriptions and stored messages, their ids kept; `lastId`
+   * (at least its largest message id) is where its new ids go on from. A user agent Redis
+   * already holds is left as it is: false.
+   */
+  importUserAgent(ua: {
+    uaid: Buffer;
+    createdAt: number;
+    seenAt: number;
+    lastId: number;
+    subscriptions: { chid: Buffer; keyHash: Buffer | null; createdAt: number }[];
+    /** Oldest first. */
+    messages: StoredMessage[];
+  }): Promise<boolean> {
+    return this.#write(async () => {
+      await this.#register(userAgentSlot(ua.uaid));
+      const args: (string | Buffer)[] = [ua.uaid, String(ua.createdAt), String(ua.seenAt), String(ua.lastId), String(ua.subscriptions.length)];
+      for (const s of ua.subscriptions) args.push(s.chid, Buffer.concat([Buffer.from(`${s.createdAt}:`), s.keyHash ?? Buffer.alloc(0)]));
+      for (const m of ua.messages) args.push(String(m.id), encodeMessage(m, m.expiresAt, m.receipt), String(m.expiresAt));
+      return (await this.#fcall('import_user_agent', userAgentKeys(ua.uaid), args)) === 1;
+    });
+  }
+
+  /** Copies a receipt subscription (one Redis holds already lives until the later of both expiries). */
+  async importReceiptSubscription(id: Buffer, expiresAt: number): Promise<void> {
+    const slot = receiptSlot(id);
+    await this.#write(async () => {
+      await this.#register(slot);
+      await this.#command(['ZADD', receiptKeys(slot)[0]!, 'GT', String(expiresAt), id]);
+    });
+  }
+
+  /** Queues a receipt copied from elsewhere (once: a copy repeated finds it queued). Returns whether it was queued now. */
+  async importReceipt(r: Omit<QueuedReceipt, 'seq'> & { expiresAt: number }): Promise<boolean> {
+    const slot = receiptSlot(r.subscription);
+    const entry = Buffer.concat([r.subscription, r.chid, Buffer.from(String(r.status))]);
+    const args = [String(slot), String(r.expiresAt), r.uaid, String(r.messageId), entry];
+    return (await this.#write(async () => {
+      await this.#register(slot);
+      return this.#fcall('queue_receipts', receiptKeys(slot), args);
+    })) === 1;
+  }
+
+  /** Sets the broadcast versions Redis does not hold yet. Returns how many. */
+  async addBroadcasts(versions: Readonly<Record<string, string>>): Promise<number> {
+    let added = 0;
+    for (const [id, version] of Object.entries(versions)) added += (await this.#write(() => this.#command(['HSETNX', GLOBAL.broadcasts, id, version]))) as number;
+    return added;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#moves);
     if (!this.#running) return;

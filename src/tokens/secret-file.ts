@@ -8,7 +8,9 @@ import { join } from 'node:path';
 
 export const SECRET_FILE = 'secret.key';
 
-const newSecret = () => randomBytes(32).toString('base64url');
+/** A new token secret (32 random bytes). */
+export const newSecretKey = (): Buffer => randomBytes(32);
+const newSecret = () => newSecretKey().toString('base64url');
 
 function parseSecrets(path: string, text: string): string[] {
   const lines = text

@@ -356,3 +356,63 @@ register('queue_receipts', queue_receipts, { 'allow-oom' })
 register('pending_receipts', pending_receipts, { 'no-writes' })
 register('delete_receipt', delete_receipt, { 'allow-oom' })
 register('sweep_receipts', sweep_receipts, { 'allow-oom' })
+
+-- Token secrets ({g}:secrets, a list, newest first: the first seals, every one opens) and the
+-- copy of a SQLite data dir (src/cli/migrate.ts).
+
+-- KEYS: the secrets. ARGV: secrets. Stores them unless some are there (nodes starting together
+-- on an empty Redis end with one set). Returns the secrets in Redis.
+local function init_secrets(keys, args)
+  if redis.call('EXISTS', keys[1]) == 0 then redis.call('RPUSH', keys[1], unpack(args)) end
+  return redis.call('LRANGE', keys[1], 0, -1)
+end
+
+-- KEYS: the secrets. ARGV: secrets to add after (older than) those there, unless already there.
+-- Returns how many were added.
+local function add_secrets(keys, args)
+  local added = 0
+  for _, secret in ipairs(args) do
+    if not redis.call('LPOS', keys[1], secret) then
+      redis.call('RPUSH', keys[1], secret)
+      added = added + 1
+    end
+  end
+  return added
+end
+
+-- KEYS: the secrets. ARGV: how many of the newest to keep (at least 1). Returns how many were dropped.
+local function retire_secrets(keys, args)
+  local keep = tonumber(args[1])
+  local dropped = math.max(redis.call('LLEN', keys[1]) - keep, 0)
+  if dropped > 0 then redis.call('LTRIM', keys[1], 0, keep - 1) end
+  return dropped
+end
+
+-- User-agent KEYS. ARGV: uaid, created, seen, last message id, subscription count n, then n
+-- (chid, "<created ms>:<key hash>") pairs, then (message id, record, expires at) triples, ids
+-- kept as they were. A user agent Redis already has is left as it is. Returns 1 (copied) or 0.
+local function import_user_agent(keys, args)
+  local uaid = args[1]
+  if redis.call('EXISTS', keys[UA]) == 1 or redis.call('EXISTS', keys[SUBS]) == 1 then return 0 end
+  redis.call('HSET', keys[UA], 'created', args[2], 'seen', args[3], 'id', args[4])
+  redis.call('DEL', keys[GONE])
+  redis.call('ZADD', keys[SLOT_SEEN], args[3], uaid)
+  local n = tonumber(args[5])
+  for i = 6, 5 + 2 * n, 2 do redis.call('HSET', keys[SUBS], args[i], args[i + 1]) end
+  for i = 6 + 2 * n, #args, 3 do
+    local id, rec, expiresAt = args[i], args[i + 1], args[i + 2]
+    local chid, _, topic = header(rec)
+    redis.call('HSET', keys[MESSAGES], id, rec)
+    redis.call('ZADD', keys[QUEUE], id, id)
+    redis.call('ZADD', keys[EXPIRY], expiresAt, id)
+    redis.call('HINCRBY', keys[COUNTS], chid, 1)
+    if topic then redis.call('HSET', keys[TOPICS], chid .. topic, id) end
+  end
+  refresh_expiry(keys, uaid)
+  return 1
+end
+
+register('init_secrets', init_secrets)
+register('add_secrets', add_secrets)
+register('retire_secrets', retire_secrets, { 'allow-oom' })
+register('import_user_agent', import_user_agent)

@@ -110,5 +110,8 @@ export function slotOfSeq(seq: number): number {
   return seq % SLOTS;
 }
 
-/** Global keys: the slots that hold indexes (sweeps read those), broadcast versions, the write probe. */
-export const GLOBAL = { slots: '{g}:slots', broadcasts: '{g}:broadcasts', probe: '{g}:probe' } as const;
+/**
+ * Global keys: the slots that hold indexes (sweeps read those), broadcast versions, the write
+ * probe, the token secrets (a list, newest first).
+ */
+export const GLOBAL = { slots: '{g}:slots', broadcasts: '{g}:broadcasts', probe: '{g}:probe', secrets: '{g}:secrets' } as const;
