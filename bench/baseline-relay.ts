@@ -4,9 +4,12 @@
 // WebSocket protocol (hello, register, notification, ack) for the same load generator to drive it.
 // PUT /broadcasts/:id (body: the version) sends a broadcast frame to every user agent that named
 // the id in its hello: the least a megaphone can do, for bench/broadcast-fanout.ts.
+// GET /metrics gives its event-loop delay as webpushd's admin /metrics does (prom-client's
+// default metric, the same sampling), reset on each read, so the benchmark compares like with like.
 //
 //   node bench/baseline-relay.ts --host 127.0.0.1 --port 8090
 import { createServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -29,6 +32,10 @@ const clients = new Map<string, Client>();
 let nextId = 0;
 let nextVersion = 0;
 let acks = 0;
+
+/** prom-client's sampling (eventLoopMonitoringPrecision 10 ms). */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
 
@@ -73,6 +80,12 @@ const server = createServer((req, res) => {
   if (url === '/health') {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(`{"status":"OK","clients":${clients.size},"acks":${acks}}`);
+    return;
+  }
+  if (url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`nodejs_eventloop_lag_p99_seconds ${loopDelay.percentile(99) / 1e9}\nnodejs_eventloop_lag_max_seconds ${loopDelay.max / 1e9}\n`);
+    loopDelay.reset();
     return;
   }
   if (req.method === 'PUT' && url.startsWith('/broadcasts/')) {

@@ -26,7 +26,9 @@
 //   4. throughput, repeated R times (medians reported): h2load posts M messages spread over the
 //      N endpoints while the probe keeps posting; accepted/s from h2load's per-request log
 //      (201s / h2load's wall time), delivered-and-acknowledged/s from the user agents
-//      (M / first-to-last ack), latency under load from the probe;
+//      (M / first-to-last ack), latency under load from the probe, the server's event-loop
+//      delay (p99 and max of monitorEventLoopDelay, read from its /metrics: webpushd's admin
+//      listener, the relay's own) over the round;
 // and then, once per target, on a fresh server process:
 //   5. memory per idle connection: RSS (and the heap after a forced GC, via bench/mem-report.ts)
 //      before and after K more idle user agents (hello + one register each).
@@ -124,6 +126,8 @@ interface ServerHandle {
   pid: number;
   port: number;
   wsUrl: string;
+  /** Prometheus text with nodejs_eventloop_lag_p99_seconds and _max_seconds, reset by each read. */
+  metricsUrl: string;
   dataDir: string | null;
   output(): string;
   stop(): Promise<void>;
@@ -142,9 +146,13 @@ async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHand
   if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`);
   let dataDir: string | null = null;
   let args: string[];
+  let metricsUrl = `http://127.0.0.1:${port}/metrics`;
   if (kind === 'webpushd') {
     dataDir = tempDir('webpushd-bench-data-');
+    const adminPort = await freePort();
+    metricsUrl = `http://127.0.0.1:${adminPort}/metrics`;
     args = [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'];
+    args.push('--admin-port', String(adminPort));
     args.push('--sync', o.sync ?? 'full');
   } else {
     args = [RELAY, '--host', '127.0.0.1', '--port', String(port)];
@@ -171,6 +179,7 @@ async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHand
     pid: proc.pid!,
     port,
     wsUrl: `ws://127.0.0.1:${port}/`,
+    metricsUrl,
     dataDir,
     output: () => out,
     stop: () => terminate(proc, 15_000),
@@ -314,6 +323,13 @@ interface ProbeResult {
   lastError: string;
 }
 
+/** The server's event-loop delay since the last read (the read resets it). */
+async function loopDelay(server: ServerHandle): Promise<{ p99Ms: number; maxMs: number }> {
+  const text = await (await fetch(server.metricsUrl)).text();
+  const gauge = (name: string) => 1000 * Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { p99Ms: gauge('nodejs_eventloop_lag_p99_seconds'), maxMs: gauge('nodejs_eventloop_lag_max_seconds') };
+}
+
 /** One load round: M messages through h2load while the probe keeps posting. */
 interface Round {
   h2load: H2Result;
@@ -324,6 +340,8 @@ interface Round {
   endToEndPerSec: number;
   loadSamples: number[];
   loadProbe: { lost: number; errors: number };
+  /** The server's event-loop delay over the round (ms). */
+  loopDelay: { p99Ms: number; maxMs: number };
   serverCpuPct: number;
   swarmCpuPct: number;
   h2loadCpuPct: number;
@@ -343,7 +361,8 @@ interface ThroughputResult {
   /** Probe samples of all rounds together. */
   loadLatency: LatencySummary;
   storedAfter: number | null;
-  profile: string | null;
+  /** The CPU profiles kept, one per thread of the server. */
+  profiles: string[];
 }
 
 const median = (xs: number[]) => {
@@ -370,6 +389,7 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
   const cpu0 = procCpuSeconds(server.pid);
   const swarmCpu0 = procCpuSeconds(swarm.proc.pid!);
   const sys0 = systemCpu();
+  await loopDelay(server);
   const started = Date.now();
   await probe.request({ type: 'start', rate: PROBE_RATE });
   const h2 = await runH2load(endpoints, M, work);
@@ -377,6 +397,7 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
   const lateTimer = setTimeout(() => void swarm.request({ type: 'finish' }).catch(() => {}), 60_000);
   const acks = await acksDone;
   clearTimeout(lateTimer);
+  const delay = await loopDelay(server);
   const elapsed = (Date.now() - started) / 1000;
   const serverCpuPct = (100 * (procCpuSeconds(server.pid) - cpu0)) / elapsed;
   const swarmCpuPct = (100 * (procCpuSeconds(swarm.proc.pid!) - swarmCpu0)) / elapsed;
@@ -391,6 +412,7 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
     endToEndPerSec: acks.acked / ((acks.lastAckAt - started) / 1000),
     loadSamples: load.samples,
     loadProbe: { lost: load.lost, errors: load.statusErrors },
+    loopDelay: delay,
     serverCpuPct,
     swarmCpuPct,
     h2loadCpuPct: (100 * h2.cpuSeconds) / elapsed,
@@ -439,7 +461,8 @@ async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: s
       log(
         `${server.label}: round ${round}/${REPEAT}: ${r.h2load.acceptedPerSec.toFixed(0)} accepted/s ${JSON.stringify(r.h2load.status)}; ` +
           `${r.acks.acked}/${M} acked${r.acks.timedOut ? ' (TIMED OUT)' : ''}, ${r.ackedPerSec.toFixed(0)}/s; ` +
-          `latency under load p50 ${l.p50.toFixed(1)} ms p99 ${l.p99.toFixed(1)} ms; server CPU ${r.serverCpuPct.toFixed(0)}%`,
+          `latency under load p50 ${l.p50.toFixed(1)} ms p99 ${l.p99.toFixed(1)} ms; event-loop delay p99 ${r.loopDelay.p99Ms.toFixed(1)} ms; ` +
+          `server CPU ${r.serverCpuPct.toFixed(0)}%`,
       );
       if (round < REPEAT) await sleep(1000);
     }
@@ -458,22 +481,27 @@ async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: s
       idleProbe: { lost: idle.lost, errors: idle.statusErrors },
       loadLatency: summarize(rounds.flatMap((r) => r.loadSamples)),
       storedAfter,
-      profile: null,
+      profiles: [],
     };
     return result;
   } finally {
     await Promise.all([swarm.close(), probe.close()]);
     await server.stop();
     if (profDir) {
-      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) {
-        const keepDir = join(ROOT, 'bench/profiles');
-        mkdirSync(keepDir, { recursive: true });
-        const kept = join(keepDir, `${kind}${sync ? `-sync-${sync}` : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+      // one file per thread: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile, thread 0 the main one
+      const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+      if (files.length === 0) log('no CPU profile was written');
+      const keepDir = join(ROOT, 'bench/profiles');
+      mkdirSync(keepDir, { recursive: true });
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      for (const file of files) {
+        const tid = Number(file.split('.').at(-3));
+        const thread = tid === 0 ? 'main thread' : `worker thread ${tid}`;
+        const kept = join(keepDir, `${kind}${sync ? `-sync-${sync}` : ''}-${stamp}${tid === 0 ? '' : `-thread-${tid}`}.cpuprofile`);
         writeFileSync(kept, readFileSync(join(profDir, file)));
-        if (result) result.profile = kept;
-        console.log(`\nCPU profile of ${server.label} (whole process life): ${kept}\n${formatProfileSummary(summarizeProfile(kept, 25))}\n`);
-      } else log('no CPU profile was written');
+        result?.profiles.push(kept);
+        console.log(`\nCPU profile of ${server.label}, ${thread} (whole process life): ${kept}\n${formatProfileSummary(summarizeProfile(kept, 25))}\n`);
+      }
     }
   }
 }
@@ -613,6 +641,8 @@ function report(base: ThroughputResult | undefined, runs: ThroughputResult[], id
     row('POST->notification p50, under load (ms)', (r) => r.loadLatency.p50, f1),
     row('POST->notification p99, under load (ms)', (r) => r.loadLatency.p99, f1),
     text('probe samples no load / under load', (r) => `${r.idleLatency.n} / ${r.loadLatency.n}`),
+    row('server event-loop delay p99 under load (ms), median', (r) => med(r, (x) => x.loopDelay.p99Ms), f1),
+    row('server event-loop delay max under load (ms), median', (r) => med(r, (x) => x.loopDelay.maxMs), f1),
     row('server CPU during load (% of a core)', (r) => med(r, (x) => x.serverCpuPct), f0),
     row('UA process CPU during load (% of a core)', (r) => med(r, (x) => x.swarmCpuPct), f0),
     row('h2load CPU during load (% of a core)', (r) => med(r, (x) => x.h2loadCpuPct), f0),

@@ -1,15 +1,12 @@
-// One transaction per event-loop turn: the first write of a turn opens it, a setImmediate
-// commits it, and every write of the turn resolves after that single commit (and its fsync).
-// A write that throws, or a COMMIT that fails, rolls the whole turn back and rejects every write
-// of it: a write's statements are never kept in part (e.g. a Topic replacement's delete without
-// its insert), and no writer was answered yet.
+// One transaction per event-loop turn of the store's writer thread (src/store/sqlite-worker.ts):
+// the first batch of writes of a turn opens it, a setImmediate commits it, and every batch of
+// the turn is answered after that single commit (and its fsync). While the writer fsyncs, the
+// batches that come in wait in its message queue and make up the next turn, so under load one
+// fsync serves many requests. A batch that throws, or a COMMIT that fails, rolls the whole turn
+// back and fails every batch of it: a write's statements are never kept in part (e.g. a Topic
+// replacement's delete without its insert), and no writer was answered yet.
 import type { DatabaseSync } from 'node:sqlite';
 import { StoreUnavailable } from './errors.ts';
-
-interface Waiter {
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
 
 /** SQLite primary result codes that mean "cannot serve now", not a bug in a statement. */
 const UNAVAILABLE = new Set([
@@ -34,50 +31,41 @@ export function storeError(err: unknown): unknown {
   return err;
 }
 
-export interface GroupCommitEvents {
-  /** After each successful commit: how long it took and how many writes it held. */
-  onCommit?: (ms: number, writes: number) => void;
-  /** After a turn failed (its writes were rolled back). */
-  onFailure?: (err: unknown) => void;
+export interface GroupCommitEvents<B> {
+  /** After each successful commit: how long the COMMIT took, how many writes and which batches it held. */
+  onCommit: (ms: number, writes: number, batches: B[]) => void;
+  /** After a turn failed (its writes were rolled back): why, and the batches it held. */
+  onFailure: (err: unknown, batches: B[]) => void;
 }
 
-export class GroupCommit {
+export class GroupCommit<B> {
   readonly #db: DatabaseSync;
-  readonly #onCommit: (ms: number, writes: number) => void;
-  readonly #onFailure: (err: unknown) => void;
-  #waiters: Waiter[] = [];
-  /** Run after this turn's commit succeeds (dropped if it fails). */
-  #afterCommit: (() => void)[] = [];
+  readonly #events: GroupCommitEvents<B>;
+  #batches: B[] = [];
+  #writes = 0;
   #open = false;
 
-  constructor(db: DatabaseSync, events: GroupCommitEvents = {}) {
+  constructor(db: DatabaseSync, events: GroupCommitEvents<B>) {
     this.#db = db;
-    this.#onCommit = events.onCommit ?? (() => {});
-    this.#onFailure = events.onFailure ?? (() => {});
+    this.#events = events;
   }
 
-  /** Runs `write` inside this turn's transaction; resolves with its result once committed. */
-  run<T>(write: () => T): Promise<T> {
-    let value: T;
+  /** Runs `write` (`writes` statements' worth) inside this turn's transaction; `batch` is reported with the turn's outcome. */
+  run(batch: B, writes: number, write: () => void): void {
     try {
       if (!this.#open) {
         this.#db.exec('BEGIN IMMEDIATE');
         this.#open = true;
         setImmediate(this.#commit);
       }
-      value = write();
+      this.#batches.push(batch);
+      this.#writes += writes;
+      write();
     } catch (raw) {
       const err = storeError(raw);
       if (this.#open) this.#fail(err);
-      else this.#onFailure(err);
-      return Promise.reject(err);
+      else this.#events.onFailure(err, [batch]);
     }
-    return new Promise<T>((resolve, reject) => this.#waiters.push({ resolve: () => resolve(value), reject }));
-  }
-
-  /** Runs `fn` once the current transaction is committed (call it from inside `run`). */
-  afterCommit(fn: () => void): void {
-    this.#afterCommit.push(fn);
   }
 
   /** Commits now (used on shutdown). */
@@ -85,12 +73,17 @@ export class GroupCommit {
     if (this.#open) this.#commit();
   }
 
-  /** Rolls this turn back and rejects its writes; the next write opens a new transaction. */
-  #fail(err: unknown): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    this.#afterCommit = [];
+  #take(): B[] {
+    const batches = this.#batches;
+    this.#batches = [];
+    this.#writes = 0;
     this.#open = false;
+    return batches;
+  }
+
+  /** Rolls this turn back and fails its batches; the next batch opens a new transaction. */
+  #fail(err: unknown): void {
+    const batches = this.#take();
     // SQLite rolls back by itself after some errors (e.g. SQLITE_FULL)
     if (this.#db.isTransaction) {
       try {
@@ -99,8 +92,7 @@ export class GroupCommit {
         // nothing left to undo
       }
     }
-    for (const w of waiters) w.reject(err);
-    this.#onFailure(err);
+    this.#events.onFailure(err, batches);
   }
 
   readonly #commit = (): void => {
@@ -111,14 +103,7 @@ export class GroupCommit {
     } catch (err) {
       return this.#fail(storeError(err));
     }
-    const waiters = this.#waiters;
-    const after = this.#afterCommit;
-    this.#waiters = [];
-    this.#afterCommit = [];
-    this.#open = false;
-    this.#onCommit(performance.now() - started, waiters.length);
-    for (const w of waiters) w.resolve();
-    // synchronous, so they run before the continuation of any waiter
-    for (const fn of after) fn();
+    const writes = this.#writes;
+    this.#events.onCommit(performance.now() - started, writes, this.#take());
   };
 }

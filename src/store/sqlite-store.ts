@@ -1,12 +1,27 @@
-// The embedded default store: one SQLite file in WAL mode, written with group commits.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { GroupCommit, storeError } from './group-commit.ts';
+// The embedded default store: one SQLite file in WAL mode. Writes run on a writer thread
+// (./sqlite-worker.ts) in group commits; reads run here, on a connection of their own, so they
+// stay synchronous and never wait for a commit.
+import { DatabaseSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
+import { StoreUnavailable } from './errors.ts';
+import { storeError } from './group-commit.ts';
 import { migrate } from './sqlite-schema.ts';
+import {
+  WRITER_URL,
+  type BatchMessage,
+  type MessageToSave,
+  type SavedOrNot,
+  type SerializedError,
+  type WriteArgs,
+  type WriteName,
+  type WriteResult,
+  type WriterOptions,
+  type WriterReply,
+} from './sqlite-worker.ts';
 import {
   URGENCIES,
   type EncodingHeaders,
   type MessageFilter,
-  type MessageRef,
   type NewMessage,
   type QueuedReceipt,
   type ReceiptStatus,
@@ -20,7 +35,7 @@ import {
 } from './types.ts';
 
 export interface SqliteStoreOptions {
-  /** File path, or ':memory:'. */
+  /** The database file (a file: its writer thread and its readers open it apart). */
   path: string;
   /** Most messages stored for one user agent; further sends are refused until some are acked. */
   maxStoredPerUserAgent: number;
@@ -33,6 +48,7 @@ export interface SqliteStoreOptions {
   /** How long a queued receipt waits for its application server (default 24 h). */
   receiptTtlMs?: number;
   now?: () => number;
+  /** After each commit: how long the COMMIT took (on the writer thread) and how many writes it held. */
   onCommit?: (ms: number, writes: number) => void;
   /** Writes started failing (the error), or succeed again after failing (null). */
   onWritable?: (failure: Error | null) => void;
@@ -45,8 +61,6 @@ export interface SqliteStoreOptions {
 export const DEFAULT_RECEIPT_TTL_MS = 24 * 3600 * 1000;
 
 const MESSAGE_COLUMNS = 'id, uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt';
-/** The expired messages one sweep handles (a bounded transaction). */
-const SWEEP_EXPIRED = 'SELECT id FROM messages WHERE expires_at <= ?1 ORDER BY expires_at, id LIMIT 5000';
 
 interface MessageRow {
   id: number;
@@ -112,159 +126,146 @@ function toReceipt(r: ReceiptRow): QueuedReceipt {
   };
 }
 
-type Query =
-  | 'hasUa'
-  | 'putUa'
-  | 'putSub'
-  | 'getSub'
-  | 'listSubs'
-  | 'delSub'
-  | 'subReceipts'
-  | 'delSubMessages'
-  | 'delUa'
-  | 'uaReceipts'
-  | 'delUaSubs'
-  | 'delUaMessages'
-  | 'countUa'
-  | 'countSub'
-  | 'countChannels'
-  | 'topicId'
-  | 'delById'
-  | 'insert'
-  | 'pending'
-  | 'pendingFiltered'
-  | 'delMessage'
-  | 'newReceiptSub'
-  | 'useReceiptSub'
-  | 'hasReceiptSub'
-  | 'queueReceipt'
-  | 'pendingReceipts'
-  | 'delReceipt'
-  | 'sweepReceiptsOfExpired'
-  | 'sweepMessages'
-  | 'sweepReceipts'
-  | 'sweepReceiptSubs'
-  | 'delReceiptsOf'
-  | 'touchUa'
-  | 'idleUas'
-  | 'delIdleUa'
-  | 'probe'
-  | 'broadcasts'
-  | 'putBroadcast';
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * What to post of a Buffer: posting a view copies its whole ArrayBuffer (a pooled Buffer's is
+ * 8 kB, a request body's the socket's chunk), so one that is not alone in its memory is copied.
+ */
+const bytes = (b: Uint8Array): Uint8Array => (b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b));
+
+function deserialize(e: SerializedError): Error {
+  return e.unavailable ? new StoreUnavailable(e.message) : new Error(e.message);
+}
 
 export class SqliteStore implements Store {
+  /** The readers' connection (the writer thread has its own). */
   readonly #db: DatabaseSync;
-  readonly #tx: GroupCommit;
+  readonly #writer: Worker;
   readonly #now: () => number;
-  readonly #maxStored: number;
-  readonly #maxStoredPerSub: number;
-  readonly #maxChannels: number;
-  readonly #receiptTtl: number;
+  readonly #onCommit: (ms: number, writes: number) => void;
+  readonly #onWritable: (failure: Error | null) => void;
   readonly #onReceipts: (subscriptions: Buffer[]) => void;
-  readonly #q: Record<Query, StatementSync>;
+  readonly #q;
+  /** This turn's writes, sent as one batch on setImmediate. */
+  #ops: BatchMessage['ops'] = [];
+  #waiters: Waiter[] = [];
+  /** The batches sent and not answered yet, oldest first. */
+  #inFlight: Waiter[][] = [];
+  #drained: (() => void) | null = null;
   /** Why the last write failed, until one succeeds again. */
   #writeFailure: Error | null = null;
+  /** Set when the writer thread is gone: every write fails with it. */
+  #stopped: Error | null = null;
 
   constructor(opts: SqliteStoreOptions) {
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
     this.#db = new DatabaseSync(opts.path);
-    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'};`);
-    this.#db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000};`);
+    this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA busy_timeout = ${busyTimeoutMs};`);
+    // here, before the writer opens the file, so that a file it must refuse is refused at once
     migrate(this.#db);
     this.#now = opts.now ?? Date.now;
-    this.#maxStored = opts.maxStoredPerUserAgent;
-    this.#maxStoredPerSub = opts.maxStoredPerSubscription ?? opts.maxStoredPerUserAgent;
-    this.#maxChannels = opts.maxChannelsPerUserAgent ?? Number.MAX_SAFE_INTEGER;
-    this.#receiptTtl = opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS;
+    this.#onCommit = opts.onCommit ?? (() => {});
+    this.#onWritable = opts.onWritable ?? (() => {});
     this.#onReceipts = opts.onReceipts ?? (() => {});
-    const onWritable = opts.onWritable ?? (() => {});
-    const onCommit = opts.onCommit;
-    this.#tx = new GroupCommit(this.#db, {
-      onCommit: (ms, writes) => {
-        if (this.#writeFailure) {
-          this.#writeFailure = null;
-          onWritable(null);
-        }
-        onCommit?.(ms, writes);
-      },
-      onFailure: (err) => {
-        const first = this.#writeFailure === null;
-        this.#writeFailure = err instanceof Error ? err : new Error(String(err));
-        if (first) onWritable(this.#writeFailure);
-      },
-    });
+    const maxStoredPerUserAgent = opts.maxStoredPerUserAgent;
+    const writerOptions: WriterOptions = {
+      path: opts.path,
+      synchronous: opts.synchronous ?? 'full',
+      busyTimeoutMs,
+      maxStoredPerUserAgent,
+      maxStoredPerSubscription: opts.maxStoredPerSubscription ?? maxStoredPerUserAgent,
+      maxChannelsPerUserAgent: opts.maxChannelsPerUserAgent ?? Number.MAX_SAFE_INTEGER,
+      receiptTtlMs: opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS,
+    };
+    this.#writer = new Worker(WRITER_URL, { workerData: { sqliteWriter: writerOptions } });
+    // it keeps the process alive only while a batch waits for its answer
+    this.#writer.unref();
+    this.#writer.on('message', this.#onReply);
+    this.#writer.on('error', (err) => this.#stop(new StoreUnavailable(`store writer failed: ${err.message}`, { cause: err })));
+    this.#writer.on('exit', () => this.#stop(new StoreUnavailable('store writer stopped')));
     const p = (sql: string) => this.#db.prepare(sql);
-    // 410 receipts for the messages about to be deleted that asked for one (RFC 8030 6.3)
-    const receiptsOf = (where: string) =>
-      p(
-        'INSERT INTO receipts (sub, uaid, chid, message_id, status, expires_at) ' +
-          `SELECT receipt, uaid, chid, id, 410, ?1 FROM messages WHERE ${where} AND receipt IS NOT NULL RETURNING sub`,
-      );
     this.#q = {
       hasUa: p('SELECT 1 AS x FROM user_agents WHERE uaid = ?'),
-      putUa: p('INSERT INTO user_agents (uaid, created_at, seen_at) VALUES (?1, ?2, ?2) ON CONFLICT (uaid) DO UPDATE SET seen_at = ?2'),
-      touchUa: p('UPDATE user_agents SET seen_at = ? WHERE uaid = ?'),
       idleUas: p('SELECT uaid FROM user_agents WHERE seen_at < ? ORDER BY seen_at LIMIT ?'),
-      delIdleUa: p('DELETE FROM user_agents WHERE uaid = ? AND seen_at < ?'),
-      putSub: p(
-        'INSERT INTO subscriptions (uaid, chid, key_hash, created_at) VALUES (?, ?, ?, ?) ' +
-          'ON CONFLICT (uaid, chid) DO UPDATE SET key_hash = excluded.key_hash',
-      ),
       getSub: p('SELECT key_hash FROM subscriptions WHERE uaid = ? AND chid = ?'),
       listSubs: p('SELECT chid, key_hash FROM subscriptions WHERE uaid = ? ORDER BY created_at, chid'),
-      delSub: p('DELETE FROM subscriptions WHERE uaid = ? AND chid = ?'),
-      subReceipts: receiptsOf('uaid = ?2 AND chid = ?3'),
-      delSubMessages: p('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
-      delUa: p('DELETE FROM user_agents WHERE uaid = ?'),
-      uaReceipts: receiptsOf('uaid = ?2'),
-      delUaSubs: p('DELETE FROM subscriptions WHERE uaid = ?'),
-      delUaMessages: p('DELETE FROM messages WHERE uaid = ?'),
-      countUa: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? LIMIT ?)'),
-      countSub: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND chid = ? LIMIT ?)'),
-      countChannels: p('SELECT count(*) AS n FROM (SELECT 1 FROM subscriptions WHERE uaid = ? LIMIT ?)'),
-      topicId: p('SELECT id, receipt FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
-      delById: p('DELETE FROM messages WHERE id = ?'),
-      insert: p(
-        'INSERT INTO messages (uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt) ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      pending: p(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?`,
-      ),
+      pending: p(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?`),
       pendingFiltered: p(
         `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ?1 AND id > ?2 AND expires_at > ?3 ` +
           'AND urgency >= ?4 AND (?5 IS NULL OR chid = ?5) ORDER BY id LIMIT ?6',
       ),
-      delMessage: p('DELETE FROM messages WHERE id = ? AND uaid = ? AND chid = ? RETURNING receipt'),
-      newReceiptSub: p('INSERT INTO receipt_subscriptions (id, expires_at) VALUES (?, ?)'),
-      useReceiptSub: p('UPDATE receipt_subscriptions SET expires_at = max(expires_at, ?1) WHERE id = ?2 AND expires_at > ?3'),
       hasReceiptSub: p('SELECT 1 AS x FROM receipt_subscriptions WHERE id = ? AND expires_at > ?'),
-      queueReceipt: p('INSERT INTO receipts (sub, uaid, chid, message_id, status, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
       pendingReceipts: p(
         'SELECT seq, sub, uaid, chid, message_id, status FROM receipts WHERE sub = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?',
       ),
-      delReceipt: p('DELETE FROM receipts WHERE seq = ?'),
-      sweepReceiptsOfExpired: receiptsOf(`id IN (${SWEEP_EXPIRED.replace('?1', '?2')})`),
-      sweepMessages: p(`DELETE FROM messages WHERE id IN (${SWEEP_EXPIRED}) RETURNING uaid, chid, id`),
-      sweepReceipts: p('DELETE FROM receipts WHERE seq IN (SELECT seq FROM receipts WHERE expires_at <= ? LIMIT 5000)'),
-      sweepReceiptSubs: p(
-        'DELETE FROM receipt_subscriptions WHERE id IN (SELECT id FROM receipt_subscriptions WHERE expires_at <= ? LIMIT 5000) RETURNING id',
-      ),
-      delReceiptsOf: p('DELETE FROM receipts WHERE sub = ?'),
-      probe: p('INSERT INTO write_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1'),
       broadcasts: p('SELECT id, version FROM broadcasts'),
-      putBroadcast: p('INSERT INTO broadcasts (id, version) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET version = ?2'),
     };
   }
 
-  /** Tells the owner, after this turn's commit, which receipt subscriptions got receipts. */
-  #queued(rows: { sub: Uint8Array }[]): void {
-    if (rows.length === 0) return;
-    const subs = rows.map((r) => buf(r.sub));
-    this.#tx.afterCommit(() => this.#onReceipts(subs));
+  /** Queues a write into this turn's batch; resolves with its result once the batch is committed. */
+  #write<K extends WriteName>(name: K, ...args: WriteArgs<K>): Promise<WriteResult<K>> {
+    if (this.#stopped) return Promise.reject(this.#stopped);
+    return new Promise((resolve, reject) => {
+      if (this.#ops.length === 0) setImmediate(this.#send);
+      this.#ops.push([name, args]);
+      this.#waiters.push({ resolve: resolve as (value: unknown) => void, reject });
+    });
   }
 
-  #queue410(stmt: StatementSync, ...args: (Buffer | number)[]): void {
-    this.#queued(stmt.all(this.#now() + this.#receiptTtl, ...args) as unknown as { sub: Uint8Array }[]);
+  readonly #send = (): void => {
+    if (this.#ops.length === 0) return;
+    const batch: BatchMessage = { now: this.#now(), ops: this.#ops };
+    const waiters = this.#waiters;
+    this.#ops = [];
+    this.#waiters = [];
+    if (this.#stopped) {
+      for (const w of waiters) w.reject(this.#stopped);
+      return;
+    }
+    if (this.#inFlight.length === 0) this.#writer.ref();
+    this.#inFlight.push(waiters);
+    this.#writer.postMessage(batch);
+  };
+
+  /** Settles the oldest batches; afterwards the writer no longer keeps the process alive if none is left. */
+  #settled(): void {
+    if (this.#inFlight.length > 0) return;
+    this.#writer.unref();
+    this.#drained?.();
+  }
+
+  readonly #onReply = (reply: WriterReply): void => {
+    if (reply.kind === 'failure') {
+      const err = deserialize(reply.error);
+      const first = this.#writeFailure === null;
+      this.#writeFailure = err;
+      for (const batch of this.#inFlight.splice(0, reply.batches)) for (const w of batch) w.reject(err);
+      if (first) this.#onWritable(err);
+      return this.#settled();
+    }
+    if (this.#writeFailure) {
+      this.#writeFailure = null;
+      this.#onWritable(null);
+    }
+    this.#onCommit(reply.ms, reply.writes);
+    for (const [i, results] of this.#inFlight.splice(0, reply.results.length).entries()) {
+      const values = reply.results[i]!;
+      for (const [j, w] of results.entries()) w.resolve(values[j]);
+    }
+    // synchronous, so that receipt monitors hear of their receipts before any writer's continuation runs
+    if (reply.receipts.length > 0) this.#onReceipts(reply.receipts.map(buf));
+    this.#settled();
+  };
+
+  #stop(err: Error): void {
+    if (this.#stopped) return;
+    this.#stopped = err;
+    for (const batch of this.#inFlight.splice(0)) for (const w of batch) w.reject(err);
+    this.#drained?.();
   }
 
   /** A read, with its failure reported the way the Store seam does (StoreUnavailable). */
@@ -285,10 +286,10 @@ export class SqliteStore implements Store {
    * while they fail, a write of the probe row, so recovery is seen without other traffic.
    */
   async unavailable(): Promise<string | null> {
+    if (this.#stopped) return this.#stopped.message;
     if (this.#writeFailure) {
-      const now = this.#now();
       try {
-        await this.#tx.run(() => this.#q.probe.run(now));
+        await this.#write('probe');
       } catch (err) {
         return `store cannot write: ${(err as Error).message}`;
       }
@@ -302,46 +303,19 @@ export class SqliteStore implements Store {
   }
 
   putSubscription(sub: Subscription): Promise<boolean> {
-    const now = this.#now();
-    return this.#tx.run(() => {
-      // registering an existing channel again always fits
-      if (this.#q.getSub.get(sub.uaid, sub.chid) === undefined) {
-        const { n } = this.#q.countChannels.get(sub.uaid, this.#maxChannels) as { n: number };
-        if (n >= this.#maxChannels) return false;
-      }
-      this.#q.putUa.run(sub.uaid, now);
-      this.#q.putSub.run(sub.uaid, sub.chid, sub.keyHash, now);
-      return true;
-    });
+    return this.#write('putSubscription', bytes(sub.uaid), bytes(sub.chid), sub.keyHash && bytes(sub.keyHash));
   }
 
   deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean> {
-    return this.#tx.run(() => {
-      const existed = this.#q.delSub.run(uaid, chid).changes > 0;
-      if (existed) this.#queue410(this.#q.subReceipts, uaid, chid);
-      this.#q.delSubMessages.run(uaid, chid);
-      return existed;
-    });
+    return this.#write('deleteSubscription', bytes(uaid), bytes(chid));
   }
 
   deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean> {
-    return this.#tx.run(() => {
-      const idle = seenBefore !== undefined;
-      const existed = (idle ? this.#q.delIdleUa.run(uaid, seenBefore) : this.#q.delUa.run(uaid)).changes > 0;
-      // an idle user agent seen since it was picked stays
-      if (idle && !existed) return false;
-      this.#queue410(this.#q.uaReceipts, uaid);
-      this.#q.delUaMessages.run(uaid);
-      this.#q.delUaSubs.run(uaid);
-      return existed;
-    });
+    return this.#write('deleteUserAgent', bytes(uaid), seenBefore ?? null);
   }
 
   touchUserAgent(uaid: Buffer): Promise<void> {
-    const now = this.#now();
-    return this.#tx.run(() => {
-      this.#q.touchUa.run(now, uaid);
-    });
+    return this.#write('touchUserAgent', bytes(uaid));
   }
 
   idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
@@ -362,55 +336,23 @@ export class SqliteStore implements Store {
     });
   }
 
-  saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
-    return this.#tx.run((): SaveResult => {
-      if (this.#q.getSub.get(m.uaid, m.chid) === undefined) return { ok: false, reason: 'no-subscription' };
-      const expiresAt = m.createdAt + m.ttl * 1000;
-      // a receipt subscription lives until the receipts of its messages could have expired
-      const receiptsUntil = expiresAt + this.#receiptTtl;
-      if (receipt && !receipt.create && this.#q.useReceiptSub.run(receiptsUntil, receipt.id, this.#now()).changes === 0) {
-        return { ok: false, reason: 'no-receipt-subscription' };
-      }
-      const replaced =
-        m.topic === null
-          ? undefined
-          : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number; receipt: Uint8Array | null } | undefined);
-      if (!replaced) {
-        // the subscription's own cap first: one sender cannot use up the user agent's total
-        const own = this.#q.countSub.get(m.uaid, m.chid, this.#maxStoredPerSub) as { n: number };
-        if (own.n >= this.#maxStoredPerSub) return { ok: false, reason: 'too-many-stored' };
-        const { n } = this.#q.countUa.get(m.uaid, this.#maxStored) as { n: number };
-        if (n >= this.#maxStored) return { ok: false, reason: 'too-many-stored' };
-      } else {
-        this.#q.delById.run(replaced.id);
-        // RFC 8030 5.4: the replaced message will never be acknowledged
-        if (replaced.receipt !== null) this.#queueReceipt(replaced.receipt, m.uaid, m.chid, replaced.id, 410);
-      }
-      if (receipt?.create) this.#q.newReceiptSub.run(receipt.id, receiptsUntil);
-      const h = m.headers;
-      const { lastInsertRowid } = this.#q.insert.run(
-        m.uaid,
-        m.chid,
-        m.topic,
-        URGENCIES.indexOf(m.urgency),
-        m.ttl,
-        m.createdAt,
-        expiresAt,
-        h?.encoding ?? null,
-        h?.encryption ?? null,
-        h?.cryptoKey ?? null,
-        m.body,
-        receipt?.id ?? null,
-      );
-      const message: StoredMessage = { ...m, id: Number(lastInsertRowid), expiresAt };
-      if (receipt) message.receipt = receipt.id;
-      return { ok: true, message, replacedId: replaced?.id ?? null };
-    });
-  }
-
-  #queueReceipt(sub: Uint8Array, uaid: Buffer, chid: Buffer, messageId: number, status: ReceiptStatus): void {
-    this.#q.queueReceipt.run(sub, uaid, chid, messageId, status, this.#now() + this.#receiptTtl);
-    this.#queued([{ sub }]);
+  async saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
+    const toSave: MessageToSave = {
+      uaid: bytes(m.uaid),
+      chid: bytes(m.chid),
+      ttl: m.ttl,
+      topic: m.topic,
+      urgency: m.urgency,
+      headers: m.headers,
+      body: bytes(m.body),
+      createdAt: m.createdAt,
+    };
+    const saved: SavedOrNot = await this.#write('saveMessage', toSave, receipt ? bytes(receipt.id) : null, receipt?.create ?? false);
+    if (!saved.ok) return saved;
+    // the writer answers with the id only: the message itself never crosses back
+    const message: StoredMessage = { ...m, id: saved.id, expiresAt: saved.expiresAt };
+    if (receipt) message.receipt = receipt.id;
+    return { ok: true, message, replacedId: saved.replacedId };
   }
 
   pendingMessages(uaid: Buffer, afterId: number, limit: number, filter?: MessageFilter): Promise<StoredMessage[]> {
@@ -432,11 +374,7 @@ export class SqliteStore implements Store {
   }
 
   deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
-    return this.#tx.run(() => {
-      const row = this.#q.delMessage.get(id, uaid, chid) as { receipt: Uint8Array | null } | undefined;
-      if (row?.receipt) this.#queueReceipt(row.receipt, uaid, chid, id, 204);
-      return row !== undefined;
-    });
+    return this.#write('deleteMessage', bytes(uaid), bytes(chid), id);
   }
 
   hasReceiptSubscription(id: Buffer): Promise<boolean> {
@@ -451,23 +389,16 @@ export class SqliteStore implements Store {
   }
 
   deleteReceipt(seq: number): Promise<void> {
-    return this.#tx.run(() => {
-      this.#q.delReceipt.run(seq);
-    });
+    return this.#write('deleteReceipt', seq);
   }
 
-  sweep(): Promise<SweepResult> {
-    const now = this.#now();
-    return this.#tx.run((): SweepResult => {
-      this.#queue410(this.#q.sweepReceiptsOfExpired, now);
-      const expired = (this.#q.sweepMessages.all(now) as unknown as { uaid: Uint8Array; chid: Uint8Array; id: number }[]).map(
-        (r): MessageRef => ({ uaid: buf(r.uaid), chid: buf(r.chid), id: r.id }),
-      );
-      const receipts = Number(this.#q.sweepReceipts.run(now).changes);
-      const receiptSubscriptions = (this.#q.sweepReceiptSubs.all(now) as unknown as { id: Uint8Array }[]).map((r) => buf(r.id));
-      for (const id of receiptSubscriptions) this.#q.delReceiptsOf.run(id);
-      return { expired, receipts, receiptSubscriptions };
-    });
+  async sweep(): Promise<SweepResult> {
+    const r = await this.#write('sweep');
+    return {
+      expired: r.expired.map((e) => ({ uaid: buf(e.uaid), chid: buf(e.chid), id: e.id })),
+      receipts: r.receipts,
+      receiptSubscriptions: r.receiptSubscriptions.map(buf),
+    };
   }
 
   broadcasts(): Promise<Map<string, string>> {
@@ -475,17 +406,25 @@ export class SqliteStore implements Store {
   }
 
   putBroadcasts(versions: Readonly<Record<string, string>>): Promise<void> {
-    return this.#tx.run(() => {
-      for (const [id, version] of Object.entries(versions)) this.#q.putBroadcast.run(id, version);
-    });
+    return this.#write('putBroadcasts', versions);
   }
 
   async sweepExpired(): Promise<number> {
     return (await this.sweep()).expired.length;
   }
 
+  /** Sends this turn's writes, waits for every answer, then stops the writer and closes the file. */
   async close(): Promise<void> {
-    this.#tx.flush();
+    this.#send();
+    if (this.#inFlight.length > 0 && !this.#stopped) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (!this.#stopped) {
+      const exited = new Promise((resolve) => this.#writer.once('exit', resolve));
+      this.#stopped = new StoreUnavailable('the store is closed');
+      // the process waits for the last commit and the file's close
+      this.#writer.ref();
+      this.#writer.postMessage('close');
+      await exited;
+    }
     this.#db.close();
   }
 }

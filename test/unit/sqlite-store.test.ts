@@ -1,4 +1,5 @@
-// What only the SQLite store does: one commit for all writes of an event-loop turn, and the
+// What only the SQLite store does: one commit for all writes of an event-loop turn, made on a
+// thread of its own (a write waiting for SQLite never holds up the event loop), and the
 // versioned schema (a data dir from before versioning migrates in place; a newer file is
 // refused). Its behaviour as a Store is test/unit/store-sqlite.test.ts (the shared contract);
 // its faults are test/unit/sqlite-store-faults.test.ts.
@@ -13,10 +14,12 @@ import { SCHEMA_VERSION } from '../../src/store/sqlite-schema.ts';
 import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite-store.ts';
 import { message, save, sub } from '../contract/store-contract.ts';
 
+const tempPath = () => join(mkdtempSync(join(tmpdir(), 'webpushd-store-')), 'db');
+
 function open(opts: Partial<SqliteStoreOptions> = {}) {
   const commits: number[] = [];
   const store = new SqliteStore({
-    path: ':memory:',
+    path: tempPath(),
     maxStoredPerUserAgent: 5,
     now: () => 1_000_000,
     onCommit: (_ms, writes) => commits.push(writes),
@@ -35,6 +38,40 @@ test('all writes of one event-loop turn share one commit', async () => {
   assert.deepEqual(commits, [20]);
 });
 
+test('a write waiting for the lock does not block the event loop: what frees the lock runs meanwhile', async () => {
+  const path = tempPath();
+  const { store } = open({ path, busyTimeoutMs: 2000 });
+  const other = new DatabaseSync(path);
+  other.exec('BEGIN IMMEDIATE');
+  // on the event loop's thread, the busy wait would hold this timer back until the write failed
+  const freed = new Promise<number>((resolve) => {
+    const at = performance.now();
+    setTimeout(() => {
+      other.exec('ROLLBACK');
+      resolve(performance.now() - at);
+    }, 100);
+  });
+  const s = sub();
+  assert.equal(await store.putSubscription(s), true);
+  assert.ok((await freed) < 1000, 'the timer ran while the write waited');
+  assert.ok(await store.getSubscription(s.uaid, s.chid), 'read from the event loop once the write is answered');
+  other.close();
+  await store.close();
+});
+
+test('close() commits the writes of the current turn before it closes the file', async () => {
+  const path = tempPath();
+  const { store } = open({ path });
+  const s = sub();
+  await store.putSubscription(s);
+  const saved = store.saveMessage(message(s, { ttl: 60 }));
+  await store.close();
+  assert.ok((await saved).ok);
+  const again = open({ path });
+  assert.equal((await again.store.pendingMessages(s.uaid, 0, 10)).length, 1);
+  await again.store.close();
+});
+
 describe('schema migration', () => {
   // The schema webpushd wrote before it versioned its database files (user_version 0).
   const UNVERSIONED = `
@@ -49,7 +86,7 @@ describe('schema migration', () => {
     CREATE INDEX messages_by_expiry ON messages (expires_at);`;
 
   test('a data dir from before keeps its subscriptions and messages and gains receipts', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'webpushd-store-')), 'db');
+    const path = tempPath();
     const s = { uaid: randomBytes(16), chid: randomBytes(16), keyHash: randomBytes(16) };
     const old = new DatabaseSync(path);
     old.exec(UNVERSIONED);
@@ -80,7 +117,7 @@ describe('schema migration', () => {
   });
 
   test('a file from a newer webpushd is refused', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'webpushd-store-')), 'db');
+    const path = tempPath();
     const db = new DatabaseSync(path);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
