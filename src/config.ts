@@ -13,6 +13,8 @@ export interface Config {
   secrets: 'store' | 'file';
   /** With a Redis store: how often each node re-reads the token secrets and broadcast versions (the bound on a lost change hint). */
   clusterRefreshIntervalMs: number;
+  /** With a Redis store: how often each node checks its connections for messages whose hint was lost (the bound on that delay). */
+  clusterRecheckIntervalMs: number;
   /** Base of the URLs handed out; default from host, port and TLS. */
   publicUrl: string | undefined;
   tlsCert: string | undefined;
@@ -107,6 +109,7 @@ export const DEFAULTS: Config = {
   store: undefined,
   secrets: 'store',
   clusterRefreshIntervalMs: 10_000,
+  clusterRecheckIntervalMs: 30_000,
   publicUrl: undefined,
   tlsCert: undefined,
   tlsKey: undefined,

@@ -134,6 +134,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   const cluster = redis
     ? await ClusterRouter.start(redis, {
         batchSize: config.deliveryBatch,
+        recheckIntervalMs: config.clusterRecheckIntervalMs,
         ...(onPresence ? { onPresence } : {}),
         onError: (err) => log.warn({ err: (err as Error).message }, 'a hint to another node failed: its user agent gets the message from the store later'),
         onChanged: (what) => onChanged(what),

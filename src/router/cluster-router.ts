@@ -4,7 +4,9 @@
 // holding the connection reads it from the store. Each connection records its node and an epoch
 // in Redis (counted up by every attach), so a second node taking a user agent over tells the
 // first to close its connection, without clocks; the store's `claim` also says which message
-// ids the connection's own catch-up read covers.
+// ids the connection's own catch-up read covers. A hint can be lost (pub/sub is at most once):
+// every `recheckIntervalMs` the node compares each connection's last id in Redis with the last it
+// handed over, so a lost hint delays a message by that long at most.
 import { randomBytes } from 'node:crypto';
 import type { RedisStore } from '../store/redis-store.ts';
 import type { EncodingHeaders, Urgency } from '../store/types.ts';
@@ -15,6 +17,8 @@ const channelOf = (node: string) => `{n:${node}}:hints`;
 const keyOf = (id: Buffer): string => id.toString('hex');
 /** Forwarded TTL 0 messages are numbered here, apart from the pipeline's own (small) numbers. */
 const FORWARDED_BASE = 2 ** 31;
+/** Connections whose last id one recheck asks for at once (pipelined by the client), then the next ones. */
+const RECHECK_BATCH = 1000;
 
 interface Held {
   conn: Connection;
@@ -26,6 +30,8 @@ interface Held {
   takenOver: number;
   reading: boolean;
   again: boolean;
+  /** A last id seen in Redis before the next read starts: that read covers every message up to it. */
+  seen: number;
 }
 
 interface EphemeralHint {
@@ -60,6 +66,8 @@ export const announceChange = (store: RedisStore, what: Changed): Promise<void> 
 export interface ClusterRouterOptions {
   /** Stored messages read per hint at most, as a connection's batch. */
   batchSize: number;
+  /** How often the connections held here are checked for messages whose hint was lost. */
+  recheckIntervalMs: number;
   /** A user agent connected, or its last connection left. */
   onPresence?: (uaid: Buffer) => void;
   /** A hint could not be sent or handled (it is a hint: the store still holds the truth). */
@@ -78,6 +86,8 @@ export class ClusterRouter implements Router {
   readonly #watchers = new LocalRouter();
   #forwarded = 0;
   #stop: (() => Promise<void>) | null = null;
+  readonly #recheck: NodeJS.Timeout;
+  #rechecking = false;
 
   static async start(store: RedisStore, options: ClusterRouterOptions): Promise<ClusterRouter> {
     const router = new ClusterRouter(store, options);
@@ -88,12 +98,13 @@ export class ClusterRouter implements Router {
   private constructor(store: RedisStore, options: ClusterRouterOptions) {
     this.#store = store;
     this.#o = options;
+    this.#recheck = setInterval(() => void this.#recheckHeld(), options.recheckIntervalMs).unref();
   }
 
   attach(uaid: Buffer, conn: Connection): void {
     const key = keyOf(uaid);
     const old = this.#held.get(key);
-    const held: Held = { conn, epoch: 0, last: null, takenOver: 0, reading: false, again: false };
+    const held: Held = { conn, epoch: 0, last: null, takenOver: 0, reading: false, again: false, seen: 0 };
     this.#held.set(key, held);
     if (old && old.conn !== conn) old.conn.replacedByNewer();
     this.#o.onPresence?.(uaid);
@@ -181,6 +192,7 @@ export class ClusterRouter implements Router {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#recheck);
     await this.#stop?.();
   }
 
@@ -195,6 +207,7 @@ export class ClusterRouter implements Router {
     const run = async () => {
       do {
         held.again = false;
+        const seen = held.seen;
         for (;;) {
           const messages = await this.#store.pendingMessages(uaid, held.last!, this.#o.batchSize);
           if (this.#held.get(key) !== held) return;
@@ -204,6 +217,8 @@ export class ClusterRouter implements Router {
           }
           if (messages.length < this.#o.batchSize) break;
         }
+        // ids up to `seen` with nothing left to read (acknowledged, deleted, expired) are passed
+        if (seen > held.last!) held.last = seen;
       } while (held.again);
     };
     run()
@@ -280,6 +295,32 @@ export class ClusterRouter implements Router {
       }
       case 'changed':
         return this.#o.onChanged?.(hint.w);
+    }
+  }
+
+  /**
+   * Reads the last message id of every user agent held here (one pipelined command each), and
+   * the store for those past what was handed over: their hints were lost.
+   */
+  async #recheckHeld(): Promise<void> {
+    if (this.#rechecking) return;
+    this.#rechecking = true;
+    try {
+      const all = [...this.#held];
+      for (let i = 0; i < all.length; i += RECHECK_BATCH) {
+        const batch = all.slice(i, i + RECHECK_BATCH).filter(([, held]) => held.last !== null && !held.reading);
+        const lastIds = await Promise.all(batch.map(([key]) => this.#store.lastMessageId(Buffer.from(key, 'hex'))));
+        batch.forEach(([key, held], j) => {
+          const lastId = lastIds[j]!;
+          if (this.#held.get(key) !== held || lastId <= held.last!) return;
+          held.seen = Math.max(held.seen, lastId);
+          this.#read(Buffer.from(key, 'hex'), held);
+        });
+      }
+    } catch (err) {
+      this.#o.onError(err);
+    } finally {
+      this.#rechecking = false;
     }
   }
 

@@ -478,6 +478,11 @@ export class RedisStore implements Store {
     await this.#write(() => this.#fcall('release_user_agent', userAgentKeys(uaid), [node, String(epoch)]));
   }
 
+  /** The last message id given to `uaid` (0: none, or no such user agent). */
+  lastMessageId(uaid: Buffer): Promise<number> {
+    return this.#read(async () => Number(((await this.#command(['HGET', userAgentKeys(uaid)[0]!, 'id'])) as Buffer | null)?.toString() ?? 0));
+  }
+
   /** The node holding the connection of `uaid`, or null. */
   holderOf(uaid: Buffer): Promise<string | null> {
     return this.#read(async () => ((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'node'])) as Buffer | null)?.toString('utf8') ?? null);

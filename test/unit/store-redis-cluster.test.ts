@@ -13,14 +13,21 @@ import { RedisStore } from '../../src/store/redis-store.ts';
 import { storeContract, message, save, sub } from '../contract/store-contract.ts';
 import { freePort } from '../helpers/net.ts';
 import { skipWithoutRedis, startRedisCluster, type RedisClusterServers } from '../helpers/redis-server.ts';
+import { until } from '../helpers/wait.ts';
 
 const skip = skipWithoutRedis();
 let cluster: RedisClusterServers | undefined;
-let nodes: ReturnType<typeof createClient>[] = [];
+/** A client of one node; a test kills a primary: it reconnects (the error events of meanwhile are expected). */
+function nodeClient(url: string) {
+  const c = createClient({ url });
+  c.on('error', () => {});
+  return c;
+}
+let nodes: ReturnType<typeof nodeClient>[] = [];
 before(async () => {
   if (skip) return;
   cluster = await startRedisCluster();
-  nodes = cluster.nodes.map((n) => createClient({ url: n.url }));
+  nodes = cluster.nodes.map((n) => nodeClient(n.url));
   await Promise.all(nodes.map((c) => c.connect()));
 });
 after(async () => {
@@ -99,6 +106,28 @@ describe('RedisStore on a Redis Cluster only', { skip }, () => {
       await Promise.all(nodes.map((c) => c.functionFlush()));
       for (const s of subs) await save(store, message(s));
       for (const s of subs) assert.equal((await store.pendingMessages(s.uaid, 0, 10)).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a primary down: its user agents get StoreUnavailable, the others are served; back: it recovers by itself', async () => {
+    await flushAll();
+    const store = await RedisStore.open({ url: cluster!.url, maxStoredPerUserAgent: 10, commandTimeoutMs: 1000, now: () => 1_000_000 });
+    const down = cluster!.nodes[0]!;
+    try {
+      const subs = Array.from({ length: 12 }, () => sub());
+      for (const s of subs) await store.putSubscription(s);
+      const onDown = await Promise.all(nodes.map((c) => c.dbSize()));
+      assert.ok(onDown[0]! > 0);
+      await down.kill9();
+      const results = await Promise.allSettled(subs.map((s) => store.saveMessage(message(s))));
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.ok(refused.length > 0 && refused.length < subs.length, `refused ${refused.length} of ${subs.length}`);
+      for (const r of refused) assert.ok(r.reason instanceof StoreUnavailable, String(r.reason));
+      await down.restart();
+      await until(async () => (await Promise.allSettled(subs.map((s) => store.saveMessage(message(s))))).every((r) => r.status === 'fulfilled'), 'every primary serves again');
+      assert.equal(await store.unavailable(), null);
     } finally {
       await store.close();
     }
