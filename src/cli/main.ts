@@ -1,6 +1,8 @@
 // The `webpushd` command.
 import { Command } from 'commander';
 import { broadcastCommand } from './broadcast.ts';
+import { ackCommand, cancelCommand } from './messages.ts';
+import { receiptsCommand } from './receipts.ts';
 import { secretCommand } from './secret.ts';
 import { sendCommand } from './send.ts';
 import { serveCommand } from './serve.ts';
@@ -15,6 +17,9 @@ program.addCommand(serveCommand());
 program.addCommand(vapidCommand());
 program.addCommand(sendCommand());
 program.addCommand(uaCommand());
+program.addCommand(receiptsCommand());
+program.addCommand(cancelCommand());
+program.addCommand(ackCommand());
 program.addCommand(secretCommand());
 program.addCommand(broadcastCommand());
 await program.parseAsync(process.argv);

@@ -1,14 +1,17 @@
-// `webpushd send`: one Web Push message to one subscription, through the application-server
-// SDK. Prints the outcome as one JSON line. Exit codes: 0 sent, 1 the push service refused it
-// (or could not be reached), 2 bad arguments.
+// `webpushd send`: one Web Push message to one subscription (or, with --subscriptions, to each
+// of a file's), through the application-server SDK. Prints the outcome as one JSON line per
+// subscription (and a summary line for many). Exit codes: 0 sent, 1 the push service refused it
+// (or could not be reached; for many: any one), 2 bad arguments.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { MAX_AESGCM_PLAINTEXT_LENGTH } from '../crypto/aesgcm.ts';
 import { MAX_PLAINTEXT_LENGTH } from '../crypto/webpush.ts';
 import { PushClient } from '../sdk/client.ts';
+import { DEFAULT_CONCURRENCY, type SendManyProgress, type SendManyResult } from '../sdk/send-many.ts';
 import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, RequestOptions, Urgency, VapidDetails } from '../sdk/types.ts';
+import { traceOf, traceOptions } from './trace.ts';
 
 const EXIT_REFUSED = 1;
 const EXIT_USAGE = 2;
@@ -59,6 +62,31 @@ function subscriptionArg(value: string): PushSubscription {
   return json as PushSubscription;
 }
 
+/** A file of subscriptions: a JSON array, or JSON lines (one subscription object per line). */
+export function subscriptionsArg(path: string): PushSubscription[] {
+  const text = readText(path, '--subscriptions');
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (text.trimStart().startsWith('[')) {
+    const list = parseJson(text, path);
+    if (!Array.isArray(list) || !list.every(isObject)) throw new InvalidArgumentError(`${path}: expected an array of subscription objects`);
+    return list as PushSubscription[];
+  }
+  const list: PushSubscription[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    const json = parseJson(line, `${path} line ${i + 1}`);
+    if (!isObject(json)) throw new InvalidArgumentError(`${path} line ${i + 1}: expected a subscription object`);
+    list.push(json as PushSubscription);
+  }
+  return list;
+}
+
+/** A receipt subscription URL, or (no value) true: ask for a new one. */
+function receiptArg(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new InvalidArgumentError('expected the http(s) URL of a receipt subscription');
+  return value;
+}
+
 /** The file `webpushd vapid generate` prints: {"publicKey","privateKey"} (and optionally "subject"). */
 function vapidKeysArg(path: string): Partial<VapidDetails> {
   const json = parseJson(readText(path, 'VAPID keys file'), path) as Record<string, unknown> | null;
@@ -86,13 +114,19 @@ const OPTION_OF_FIELD: [prefix: string, option: string][] = [
   ['headers', '--header'],
   ['timeout', '--timeout'],
   ['retries', '--retries'],
+  ['receipt', '--receipt'],
 ];
 
 /** The longest message of each encoding whose encrypted body fits the 4096 bytes every push service accepts (RFC 8030 7.2). */
 export const MAX_MESSAGE_BYTES = { aes128gcm: MAX_PLAINTEXT_LENGTH, aesgcm: MAX_AESGCM_PLAINTEXT_LENGTH } as const;
 
 interface SendOpts {
-  subscription: PushSubscription;
+  subscription?: PushSubscription;
+  subscriptions?: PushSubscription[];
+  concurrency: number;
+  receipt?: true | string;
+  trace?: boolean;
+  traceSecrets?: boolean;
   data?: string;
   file?: string;
   ttl: number;
@@ -113,12 +147,26 @@ interface SendOpts {
 const vapidOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(`WEBPUSHD_${env}`);
 
 export function sendCommand(): Command {
-  return new Command('send')
-    .description('Send a Web Push message to a subscription (encrypted per RFC 8291, optionally signed with VAPID)')
+  const cmd = new Command('send')
+    .description('Send a Web Push message to a subscription, or to many (encrypted per RFC 8291 for each, optionally signed with VAPID)')
     .addOption(
-      new Option('--subscription <json-or-file>', 'the subscription JSON {"endpoint","keys":{"p256dh","auth"}}, inline or a file')
-        .argParser(subscriptionArg)
-        .makeOptionMandatory(),
+      new Option('--subscription <json-or-file>', 'the subscription JSON {"endpoint","keys":{"p256dh","auth"}}, inline or a file').argParser(
+        subscriptionArg,
+      ),
+    )
+    .addOption(
+      new Option('--subscriptions <file>', 'send to each subscription of this file: a JSON array, or JSON lines')
+        .argParser(subscriptionsArg)
+        .conflicts('subscription'),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'with --subscriptions: most requests in flight at once').argParser(integer(1)).default(DEFAULT_CONCURRENCY),
+    )
+    .addOption(
+      new Option(
+        '--receipt [url]',
+        'ask for a receipt (RFC 8030): into this receipt subscription, or without a URL into a new one (printed as "receiptSubscription")',
+      ).argParser(receiptArg),
     )
     .addOption(new Option('--data <text>', 'the message text (UTF-8); without --data or --file the message is empty').conflicts('file'))
     .addOption(new Option('--file <path>', 'send the bytes of this file as the message'))
@@ -138,19 +186,23 @@ export function sendCommand(): Command {
     .addOption(new Option('--header <name:value>', 'an extra request header (repeatable)').argParser(header))
     .addOption(new Option('--timeout <ms>', 'give up on an attempt after this many milliseconds').argParser(integer(1)).default(30_000))
     .addOption(new Option('--retries <n>', 'retries after 429 and 5xx answers').argParser(integer(0)).default(2))
-    .addOption(new Option('--no-http2', 'use HTTP/1.1 even when the push service offers HTTP/2'))
+    .addOption(new Option('--no-http2', 'use HTTP/1.1 even when the push service offers HTTP/2'));
+  return traceOptions(cmd)
     .addHelpText(
       'after',
       `
 Prints one JSON line: {"ok":true,"statusCode":201,"location":"...","ttl":...} or
-{"ok":false,"statusCode":410,"gone":true,"body":{...}}.
-Exit codes: 0 sent, 1 refused by the push service (or unreachable), 2 bad arguments.
+{"ok":false,"statusCode":410,"gone":true,"body":{...}}. With --subscriptions: one such line per
+subscription (with its "index" in the file and its "endpoint"), in the order they finish, then
+{"summary":{"total","sent","gone","failed","seconds"}}; a progress bar on stderr when it is a terminal.
+Exit codes: 0 sent (every one), 1 refused by the push service (or unreachable; any one), 2 bad arguments.
 The VAPID options also read WEBPUSHD_VAPID_SUBJECT, WEBPUSHD_VAPID_PUBLIC_KEY,
 WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the command line).`,
     )
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
     .action(async function (this: Command, o: SendOpts) {
       const fail = (message: string): never => this.error(`error: ${message}`, { exitCode: EXIT_USAGE });
+      if (o.subscription === undefined && o.subscriptions === undefined) fail('--subscription or --subscriptions is required');
 
       const vapid = vapidDetails(o, fail);
       const payload = o.file !== undefined ? readBytes(o.file, fail) : o.data;
@@ -173,13 +225,19 @@ WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the co
         ...(vapid ? { vapidDetails: vapid } : {}),
         ...(o.header ? { headers: o.header } : {}),
         ...(o.ca !== undefined ? { tls: { ca: readBytes(o.ca, fail, '--ca') } } : {}),
+        ...(o.receipt !== undefined ? { receipt: o.receipt } : {}),
       };
 
-      const client = new PushClient();
+      const trace = traceOf(o);
+      const client = new PushClient(trace ? { trace } : {});
       try {
-        const result = await client.sendNotification(o.subscription, payload, options);
+        if (o.subscriptions !== undefined) {
+          await sendToMany(client, o.subscriptions, payload, options, o.concurrency);
+          return;
+        }
+        const result = await client.sendNotification(o.subscription!, payload, options);
         const ttl = Number(result.headers.ttl ?? o.ttl);
-        print({ ok: true, statusCode: result.statusCode, location: result.location, ttl });
+        print({ ok: true, statusCode: result.statusCode, location: result.location, ttl, ...receiptOf(result) });
       } catch (err) {
         if (err instanceof WebPushValidationError) {
           const option = OPTION_OF_FIELD.find(([prefix]) => err.field.startsWith(prefix))?.[1];
@@ -233,6 +291,68 @@ function parseBody(body: string): unknown {
   } catch {
     return body;
   }
+}
+
+function receiptOf(result: { receiptSubscription?: string }): Record<string, unknown> {
+  return result.receiptSubscription !== undefined ? { receiptSubscription: result.receiptSubscription } : {};
+}
+
+/** The line printed for one subscription of --subscriptions. */
+function resultLine(r: SendManyResult): Record<string, unknown> {
+  const where = { index: r.index, endpoint: r.subscription.endpoint };
+  if (r.outcome === 'sent') return { ...where, ok: true, statusCode: r.statusCode, location: r.location, ...receiptOf(r) };
+  if (r.error instanceof WebPushError) {
+    return { ...where, ok: false, statusCode: r.statusCode, gone: r.outcome === 'gone', body: parseBody(r.error.body) };
+  }
+  const e = r.error as NodeJS.ErrnoException;
+  return { ...where, ok: false, error: e.message, ...(e.code ? { code: e.code } : {}) };
+}
+
+async function sendToMany(
+  client: PushClient,
+  subscriptions: PushSubscription[],
+  payload: string | Buffer | undefined,
+  options: RequestOptions,
+  concurrency: number,
+): Promise<void> {
+  const started = performance.now();
+  const bar = process.stderr.isTTY ? progressBar(process.stderr) : null;
+  const summary = await client.sendMany(subscriptions, payload, {
+    ...options,
+    concurrency,
+    onResult: (r, progress) => {
+      print(resultLine(r));
+      bar?.update(progress);
+    },
+  });
+  bar?.done();
+  const { total, sent, gone, failed } = summary;
+  const seconds = Math.round((performance.now() - started) / 10) / 100;
+  print({ summary: { total, sent, gone, failed, seconds } });
+  if (sent < total) process.exitCode = EXIT_REFUSED;
+}
+
+/** One line on a terminal, redrawn at most every 100 ms: [#####-----] 500/1000 sent 498 gone 1 failed 1. */
+function progressBar(tty: NodeJS.WriteStream): { update(p: SendManyProgress): void; done(): void } {
+  const WIDTH = 30;
+  let last = 0;
+  let shown: SendManyProgress | null = null;
+  const draw = (p: SendManyProgress) => {
+    const filled = p.total === 0 ? WIDTH : Math.round((p.done / p.total) * WIDTH);
+    tty.write(`\r[${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}] ${p.done}/${p.total} sent ${p.sent} gone ${p.gone} failed ${p.failed}`);
+  };
+  return {
+    update(p) {
+      shown = p;
+      const now = performance.now();
+      if (now - last < 100 && p.done < p.total) return;
+      last = now;
+      draw(p);
+    },
+    done() {
+      if (shown) tty.write('\r\x1b[K');
+    },
+  };
 }
 
 function print(outcome: Record<string, unknown>): void {

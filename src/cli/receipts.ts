@@ -1,0 +1,69 @@
+// `webpushd receipts listen --url URL`: an application server's view of its receipts (RFC 8030
+// 6.3). Prints each receipt as one JSON line, {"status":204,"delivered":true,"message":URL}
+// (410: never delivered), and keeps listening until SIGINT/SIGTERM, or with --nowait until the
+// queued receipts were printed. A receipt subscription is made by `send --receipt`.
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { WebPushError } from '../sdk/errors.ts';
+import { listenReceipts } from '../sdk/receipts.ts';
+import { traceOf, traceOptions } from './trace.ts';
+
+function receiptUrl(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new InvalidArgumentError('expected the http(s) URL of a receipt subscription (the "receiptSubscription" of `send --receipt`)');
+  }
+  return value;
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+interface ListenOpts {
+  url: string;
+  nowait?: boolean;
+  ca?: Buffer;
+  trace?: boolean;
+  traceSecrets?: boolean;
+}
+
+export function receiptsCommand(): Command {
+  const receipts = new Command('receipts').description('Receipts of messages sent with `send --receipt` (RFC 8030 receipts, over HTTP/2)');
+  const listen = receipts
+    .command('listen')
+    .description(
+      'Print each receipt as one JSON line: {"status":204,"delivered":true,"message":URL} when the user agent acknowledged the message ' +
+        '(or its sender cancelled it), {"status":410,"delivered":false,...} when it expired, was replaced (Topic) or unsubscribed. ' +
+        '"message" is the "location" the send printed. Runs until SIGINT/SIGTERM (exit 0).',
+    )
+    .addOption(new Option('--url <url>', 'the receipt subscription ("receiptSubscription" of `send --receipt`)').argParser(receiptUrl).makeOptionMandatory())
+    .addOption(new Option('--nowait', 'print the receipts waiting now, then exit (Prefer: wait=0)'))
+    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa));
+  traceOptions(listen).action(async (o: ListenOpts) => {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      await listenReceipts(o.url, {
+        onReceipt: (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+        nowait: o.nowait === true,
+        signal: controller.signal,
+        ...(o.ca ? { tls: { ca: o.ca } } : {}),
+        ...(o.trace ? { trace: traceOf(o)! } : {}),
+      });
+    } catch (err) {
+      process.exitCode = 1;
+      const fields = err instanceof WebPushError ? { statusCode: err.statusCode, body: err.body } : {};
+      process.stderr.write(`${JSON.stringify({ event: 'error', error: (err as Error).message, ...fields })}\n`);
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  });
+  return receipts;
+}
