@@ -1,0 +1,87 @@
+// migrateToRedis (src/cli/migrate.ts) field by field: what the SQLite store holds (subscriptions
+// with key hashes, messages with every field, ids and receipt subscription, last seen, receipt
+// subscriptions, queued receipts, broadcast versions, the token secrets) reads back the same
+// through the Redis store, and a new message gets an id after every copied one.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { migrateToRedis } from '../../src/cli/migrate.ts';
+import { DB_FILE } from '../../src/server.ts';
+import { RedisStore } from '../../src/store/redis-store.ts';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import type { Store } from '../../src/store/types.ts';
+import { loadOrCreateSecrets } from '../../src/tokens/secret-file.ts';
+import { message, save } from '../contract/store-contract.ts';
+import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
+
+const skip = skipWithoutRedis();
+const NOW = Date.now();
+let redis: RedisServer;
+const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-migrate-'));
+before(async () => {
+  if (!skip) redis = await startRedisServer();
+});
+after(async () => {
+  await redis?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const options = { maxStoredPerUserAgent: 100, now: () => NOW };
+const uaid = randomBytes(16);
+const restricted = { uaid, chid: randomBytes(16), keyHash: randomBytes(16) };
+const open = { uaid, chid: randomBytes(16), keyHash: null };
+const other = { uaid: randomBytes(16), chid: randomBytes(16), keyHash: null };
+const receiptSub = randomBytes(16);
+
+/** Everything a store tells about the data written below. */
+async function contents(store: Store) {
+  return {
+    subscriptions: await store.listSubscriptions(uaid),
+    messages: await store.pendingMessages(uaid, 0, 100),
+    other: await store.pendingMessages(other.uaid, 0, 100),
+    receiptSubscription: await store.hasReceiptSubscription(receiptSub),
+    receipts: (await store.pendingReceipts(receiptSub, 0, 100)).map(({ seq: _, ...r }) => r),
+    idle: (await store.idleUserAgents(NOW + 1, 10)).map((u) => u.toString('hex')).sort(),
+    broadcasts: await store.broadcasts(),
+  };
+}
+
+test('every field copied reads back the same from Redis; new ids come after the copied ones', { skip }, async () => {
+  const secrets = loadOrCreateSecrets(dataDir);
+  const sqlite = new SqliteStore({ path: join(dataDir, DB_FILE), ...options });
+  for (const s of [restricted, open, other]) assert.ok(await sqlite.putSubscription(s));
+  await save(sqlite, message(restricted, { createdAt: NOW, ttl: 300, topic: 'a', urgency: 'high', headers: { encoding: 'aesgcm', encryption: 'salt=x', cryptoKey: 'dh=y' } }), {
+    id: receiptSub,
+    create: true,
+  });
+  const acked = await save(sqlite, message(open, { createdAt: NOW }), { id: receiptSub, create: false });
+  await save(sqlite, message(open, { createdAt: NOW, ttl: 5, urgency: 'very-low', headers: null, body: Buffer.alloc(0) }));
+  await save(sqlite, message(other, { createdAt: NOW, topic: 'b' }));
+  assert.ok(await sqlite.deleteMessage(open.uaid, open.chid, acked), 'its receipt is queued');
+  await sqlite.putBroadcasts({ 'remote-settings/monitor_changes': 'v7' });
+  const before = await contents(sqlite);
+  await sqlite.close();
+  assert.equal(before.messages.length, 2);
+  assert.equal(before.receipts.length, 1);
+
+  const copied = await migrateToRedis({ dataDir, store: redis.url, merge: false });
+  assert.deepEqual(copied, { secrets: 1, broadcasts: 1, receiptSubscriptions: 1, userAgents: 2, userAgentsKept: 0, subscriptions: 3, messages: 3, receipts: 1 });
+
+  const store = await RedisStore.open({ url: redis.url, ...options });
+  try {
+    assert.deepEqual(await contents(store), before);
+    assert.deepEqual(await store.tokenSecrets(), secrets);
+    const next = await save(store, message(other, { createdAt: NOW, topic: 'b' }));
+    assert.ok(next > Math.max(acked, ...before.messages.map((m) => m.id), ...before.other.map((m) => m.id)), `id ${next} after the copied ones`);
+    assert.deepEqual(
+      (await store.pendingMessages(other.uaid, 0, 10)).map((m) => m.id),
+      [next],
+      'the copied Topic is replaced',
+    );
+  } finally {
+    await store.close();
+  }
+});
