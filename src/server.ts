@@ -308,6 +308,17 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   onUpgrade = (req, socket, head) => userAgents.handleUpgrade(req, socket, head);
 
   const sweep = async (): Promise<ServerSweepResult> => {
+    // nodes sharing a Redis sweep it one at a time (for an interval at most: one that died is replaced)
+    const lease = redis ? await redis.takeLease('sweep', config.sweepIntervalMs) : undefined;
+    if (lease === null) return { expired: [], receipts: 0, receiptSubscriptions: [], userAgents: 0 };
+    try {
+      return await sweepNow();
+    } finally {
+      // one that cannot be ended now (Redis down) expires
+      await lease?.().catch(() => {});
+    }
+  };
+  const sweepNow = async (): Promise<ServerSweepResult> => {
     const result = await pipeline.sweep();
     const userAgents = expireUserAgents
       ? await pipeline.expireIdleUserAgents(Date.now() - config.userAgentExpiryDays * DAY_MS, IDLE_USER_AGENTS_PER_SWEEP)

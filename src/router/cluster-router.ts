@@ -19,6 +19,8 @@ const keyOf = (id: Buffer): string => id.toString('hex');
 const FORWARDED_BASE = 2 ** 31;
 /** Connections whose last id one recheck asks for at once (pipelined by the client), then the next ones. */
 const RECHECK_BATCH = 1000;
+/** A node's alive key lasts this many recheck intervals (it is renewed on each). */
+const ALIVE_PERIODS = 3;
 
 interface Held {
   conn: Connection;
@@ -91,6 +93,7 @@ export class ClusterRouter implements Router {
 
   static async start(store: RedisStore, options: ClusterRouterOptions): Promise<ClusterRouter> {
     const router = new ClusterRouter(store, options);
+    await router.#alive();
     router.#stop = await store.subscribe([channelOf(router.node), RECEIPTS], (hint) => router.#onHint(hint), () => router.#resync());
     return router;
   }
@@ -306,6 +309,7 @@ export class ClusterRouter implements Router {
     if (this.#rechecking) return;
     this.#rechecking = true;
     try {
+      await this.#alive();
       const all = [...this.#held];
       for (let i = 0; i < all.length; i += RECHECK_BATCH) {
         const batch = all.slice(i, i + RECHECK_BATCH).filter(([, held]) => held.last !== null && !held.reading);
@@ -322,6 +326,11 @@ export class ClusterRouter implements Router {
     } finally {
       this.#rechecking = false;
     }
+  }
+
+  /** Tells the other nodes this one runs: its records of held connections are live (user-agent expiry spares them). */
+  async #alive(): Promise<void> {
+    await this.#store.nodeAlive(this.node, ALIVE_PERIODS * this.#o.recheckIntervalMs);
   }
 
   /** The hint connection came back: hints sent meanwhile are lost, so every connection here reads the store. */

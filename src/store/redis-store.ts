@@ -4,12 +4,14 @@
 // fsync). Receipts live with their receipt subscription, in another slot: the user agent's
 // function leaves them in its outbox, and the store moves them on at once (the sweep moves
 // what a crash left behind; a receipt is queued once however often it is moved).
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ErrorReply } from 'redis';
 import { StoreUnavailable } from './errors.ts';
 import { openConnection, type RedisConnection, type Reply } from './redis/connection.ts';
 import { redisError } from './redis/errors.ts';
 import {
+  aliveKey,
   GLOBAL,
   outboxKeys,
   receiptKeys,
@@ -250,8 +252,18 @@ export class RedisStore implements Store {
     return existed === 1;
   }
 
+  /**
+   * With `seenBefore` (expiry), a user agent whose connection a running node holds stays: seen
+   * when it connected, it may have been connected to another node ever since.
+   */
   async deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean> {
-    const args = [uaid, seenBefore === undefined ? '' : String(seenBefore)];
+    let holder = '';
+    if (seenBefore !== undefined) {
+      holder = (await this.holderOf(uaid)) ?? '';
+      // a node that died without releasing its connections lets its alive key expire
+      if (holder !== '' && (await this.#read(() => this.#command(['EXISTS', aliveKey(holder)]))) === 1) return false;
+    }
+    const args = [uaid, seenBefore === undefined ? '' : String(seenBefore), holder];
     const [deleted, out] = (await this.#write(() => this.#fcall('delete_user_agent', userAgentKeys(uaid), args))) as [number, Buffer[]];
     await this.#moveReceipts(uaid, out);
     return deleted === 1;
@@ -481,6 +493,24 @@ export class RedisStore implements Store {
   /** The last message id given to `uaid` (0: none, or no such user agent). */
   lastMessageId(uaid: Buffer): Promise<number> {
     return this.#read(async () => Number(((await this.#command(['HGET', userAgentKeys(uaid)[0]!, 'id'])) as Buffer | null)?.toString() ?? 0));
+  }
+
+  /** `node` is running, for `ttlMs` from now (renewed before that). */
+  async nodeAlive(node: string, ttlMs: number): Promise<void> {
+    await this.#write(() => this.#command(['SET', aliveKey(node), '1', 'PX', String(ttlMs)]));
+  }
+
+  /**
+   * Takes the lease `name` (e.g. the sweep: one node at a time) for `ttlMs` at most: resolves
+   * with the way to end it, or null while another node holds it.
+   */
+  async takeLease(name: 'sweep', ttlMs: number): Promise<(() => Promise<void>) | null> {
+    const token = randomBytes(16).toString('hex');
+    const key = GLOBAL[name];
+    const taken = await this.#write(() => this.#command(['SET', key, token, 'NX', 'PX', String(ttlMs)]));
+    if (taken === null) return null;
+    // only this token's lease: after it expired another node may hold the key
+    return async () => void (await this.#write(() => this.#fcall('release_lease', [key], [token])));
   }
 
   /** The node holding the connection of `uaid`, or null. */

@@ -100,12 +100,16 @@ local function delete_subscription(keys, args)
   return { existed, out }
 end
 
--- ARGV: uaid, last seen before (ms; '' to delete it whatever). Returns {deleted (0/1), outbox entries...}.
+-- ARGV: uaid, last seen before (ms; '' to delete it whatever), the node recorded as holding its
+-- connection when it was picked ('' for none; with a last seen only). Returns {deleted (0/1),
+-- outbox entries...}.
 local function delete_user_agent(keys, args)
   local uaid, seenBefore = args[1], tonumber(args[2])
   local seen = redis.call('HGET', keys[UA], 'seen')
   -- an idle user agent seen since it was picked stays
   if not seen or (seenBefore and tonumber(seen) >= seenBefore) then return { 0, {} } end
+  -- and so does one a node took since (connected for longer than the expiry, it was not idle)
+  if seenBefore and (redis.call('HGET', keys[HOLDER], 'node') or '') ~= args[3] then return { 0, {} } end
   local out = {}
   for _, id in ipairs(redis.call('ZRANGE', keys[QUEUE], 0, -1)) do
     local rec = redis.call('HGET', keys[MESSAGES], id)
@@ -335,6 +339,13 @@ local function sweep_receipts(keys, args)
   return { receipts, subs }
 end
 
+-- KEYS: a lease. ARGV: the token it was taken with. Ends it unless it expired and another node
+-- took it since. Returns 1 (ended) or 0.
+local function release_lease(keys, args)
+  if redis.call('GET', keys[1]) ~= args[1] then return 0 end
+  return redis.call('DEL', keys[1])
+end
+
 local function register(name, fn, flags)
   redis.register_function { function_name = 'wp1_' .. name, callback = fn, flags = flags or {} }
 end
@@ -356,6 +367,7 @@ register('queue_receipts', queue_receipts, { 'allow-oom' })
 register('pending_receipts', pending_receipts, { 'no-writes' })
 register('delete_receipt', delete_receipt, { 'allow-oom' })
 register('sweep_receipts', sweep_receipts, { 'allow-oom' })
+register('release_lease', release_lease, { 'allow-oom' })
 
 -- Token secrets ({g}:secrets, a list, newest first: the first seals, every one opens) and the
 -- copy of a SQLite data dir (src/cli/migrate.ts).

@@ -112,6 +112,9 @@ export function slotOfSeq(seq: number): number {
 
 /**
  * Global keys: the slots that hold indexes (sweeps read those), broadcast versions, the write
- * probe, the token secrets (a list, newest first).
+ * probe, the token secrets (a list, newest first), the sweep lease (one node sweeps at a time).
  */
-export const GLOBAL = { slots: '{g}:slots', broadcasts: '{g}:broadcasts', probe: '{g}:probe', secrets: '{g}:secrets' } as const;
+export const GLOBAL = { slots: '{g}:slots', broadcasts: '{g}:broadcasts', probe: '{g}:probe', secrets: '{g}:secrets', sweep: '{g}:sweep' } as const;
+
+/** A node's liveness key: set while it runs (renewed), so others know its records of connections hold. */
+export const aliveKey = (node: string): string => `{n:${node}}:alive`;
