@@ -337,7 +337,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   metrics.setSources({
     websocketConnections: () => userAgents.clients,
     http2Monitors: () => rfc8030.monitors,
-    storedMessages: () => stats?.storedMessages() ?? null,
+    storedMessages: () => (redis ? redis.storedMessages() : (stats?.storedMessages() ?? null)),
   });
 
   let closing = false;

@@ -12,8 +12,8 @@ type Child = { inc(value?: number): void };
 export interface MetricSources {
   websocketConnections(): number;
   http2Monitors(): number;
-  /** Messages in the store, counted up to a bound; null when unknown (not reported). */
-  storedMessages(): number | null;
+  /** Messages in the store (SQLite: counted up to a bound); null when unknown (not reported). */
+  storedMessages(): number | null | Promise<number | null>;
 }
 
 export class Metrics {
@@ -120,10 +120,10 @@ export class Metrics {
     });
     new Gauge({
       name: 'webpushd_messages_stored',
-      help: `Messages in the store now (counted up to ${STORED_COUNT_LIMIT}: the value saturates there)`,
+      help: `Messages in the store now (SQLite: counted up to ${STORED_COUNT_LIMIT}, the value saturates there)`,
       registers,
-      collect() {
-        const n = sources()?.storedMessages() ?? null;
+      async collect() {
+        const n = (await sources()?.storedMessages()) ?? null;
         if (n !== null) this.set(n);
       },
     });

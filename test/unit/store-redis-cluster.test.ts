@@ -96,6 +96,41 @@ describe('RedisStore on a Redis Cluster only', { skip }, () => {
     }
   });
 
+  test('the count of stored messages follows every write, summed over the slots of every primary', async () => {
+    await flushAll();
+    let now = 1_000_000;
+    const store = await RedisStore.open({ url: cluster!.url, maxStoredPerUserAgent: 10, now: () => now });
+    try {
+      assert.equal(await store.storedMessages(), 0);
+      const subs = Array.from({ length: 12 }, () => sub());
+      const ids: number[] = [];
+      for (const s of subs) {
+        await store.putSubscription(s);
+        ids.push(await save(store, message(s, { topic: 't' })));
+        await save(store, message(s, { ttl: 1 }));
+      }
+      assert.equal(await store.storedMessages(), 24);
+      await save(store, message(subs[0]!, { topic: 't' }));
+      assert.equal(await store.storedMessages(), 24, 'a Topic replacement is one in, one out');
+      await store.deleteMessage(subs[1]!.uaid, subs[1]!.chid, ids[1]!);
+      assert.equal(await store.storedMessages(), 23);
+      now += 2000;
+      assert.equal((await store.sweep()).expired.length, 12);
+      assert.equal(await store.storedMessages(), 11);
+      await store.deleteSubscription(subs[2]!.uaid, subs[2]!.chid);
+      await store.deleteUserAgent(subs[3]!.uaid);
+      assert.equal(await store.storedMessages(), 9);
+      assert.equal(await store.storedMessages(), (await Promise.all(subs.map((s) => store.pendingMessages(s.uaid, 0, 10)))).flat().length);
+      // refused writes count nothing
+      const full = subs[4]!;
+      for (let i = 0; i < 9; i++) await save(store, message(full));
+      assert.equal((await store.saveMessage(message(full))).ok, false);
+      assert.equal(await store.storedMessages(), 18);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a primary that lost the functions (FUNCTION FLUSH) gets them again on the next call', async () => {
     await flushAll();
     // the messages' time (they are made at a fixed time)

@@ -5,8 +5,8 @@
 -- and the function prefix carry a version, so nodes of two releases can share one Redis.
 --
 -- User-agent functions take these KEYS, in this order:
-local UA, SUBS, COUNTS, QUEUE, EXPIRY, TOPICS, MESSAGES, OUTBOX, SLOT_SEEN, SLOT_EXPIRY, SLOT_OUTBOX, GONE, HOLDER =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+local UA, SUBS, COUNTS, QUEUE, EXPIRY, TOPICS, MESSAGES, OUTBOX, SLOT_SEEN, SLOT_EXPIRY, SLOT_OUTBOX, GONE, HOLDER, SLOT_STORED =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 -- and receipt functions (a receipt subscription's slot) these:
 local R_SUBS, R_COUNTER, R_RECORDS, R_QUEUE, R_EXPIRY, R_SEEN = 1, 2, 3, 4, 5, 6
 
@@ -50,6 +50,7 @@ local function remove_message(keys, uaid, id, rec, status, out)
   redis.call('HDEL', keys[MESSAGES], id)
   redis.call('ZREM', keys[QUEUE], id)
   redis.call('ZREM', keys[EXPIRY], id)
+  redis.call('DECR', keys[SLOT_STORED])
   if redis.call('HINCRBY', keys[COUNTS], chid, -1) <= 0 then redis.call('HDEL', keys[COUNTS], chid) end
   if topic and redis.call('HGET', keys[TOPICS], chid .. topic) == id then redis.call('HDEL', keys[TOPICS], chid .. topic) end
   if receipt then
@@ -122,6 +123,7 @@ local function delete_user_agent(keys, args)
     end
   end
   if #out > 0 then redis.call('SADD', keys[SLOT_OUTBOX], uaid) end
+  redis.call('DECRBY', keys[SLOT_STORED], redis.call('ZCARD', keys[QUEUE]))
   redis.call('SET', keys[GONE], redis.call('HGET', keys[UA], 'id'), 'PX', GONE_MS)
   redis.call('DEL', keys[UA], keys[SUBS], keys[COUNTS], keys[QUEUE], keys[EXPIRY], keys[TOPICS], keys[MESSAGES])
   redis.call('ZREM', keys[SLOT_SEEN], uaid)
@@ -156,6 +158,7 @@ local function save_message(keys, args)
     if redis.call('ZCARD', keys[QUEUE]) >= maxPerUa then return { 2 } end
   end
   local id = redis.call('HINCRBY', keys[UA], 'id', 1)
+  redis.call('INCR', keys[SLOT_STORED])
   redis.call('HSET', keys[MESSAGES], id, rec)
   redis.call('ZADD', keys[QUEUE], id, id)
   redis.call('ZADD', keys[EXPIRY], expiresAt, id)
@@ -420,6 +423,7 @@ local function import_user_agent(keys, args)
     redis.call('HINCRBY', keys[COUNTS], chid, 1)
     if topic then redis.call('HSET', keys[TOPICS], chid .. topic, id) end
   end
+  redis.call('INCRBY', keys[SLOT_STORED], redis.call('ZCARD', keys[QUEUE]))
   refresh_expiry(keys, uaid)
   return 1
 end

@@ -68,7 +68,13 @@ export function userAgentKeys(uaid: Buffer): string[] {
     ...slotIndexKeys(indexTag),
     `${tag}:g`, // string, for a day after the user agent was deleted: its last message id
     `${tag}:n`, // hash: node (holding its connection now), epoch (counts its connections)
+    slotStoredKey(indexTag),
   ];
+}
+
+/** The slot's count of stored messages (the stored-messages gauge sums them). */
+export function slotStoredKey(tag: string): string {
+  return `${tag}:stored`;
 }
 
 /** The slot's user-agent indexes: last seen, earliest expiry, user agents with an outbox. */
