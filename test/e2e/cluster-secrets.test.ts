@@ -1,5 +1,6 @@
-// Token secrets shared through Redis (src/tokens/secret-store.ts): nodes with data dirs of their
-// own seal and open the same URLs; two nodes starting together on an empty Redis make one set;
+// Token secrets shared through Redis (src/tokens/secret-store.ts; one Redis, and a Redis Cluster):
+// nodes with data dirs of their own seal and open the same URLs; two nodes starting together on
+// an empty Redis make one set;
 // `webpushd secret rotate|retire --store` reach every running node at once (announced), and a
 // change nobody announced within --cluster-refresh-interval-ms; a data dir whose secret.key
 // Redis does not hold is refused rather than silently invalidating its URLs.
@@ -13,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { RedisStore } from '../../src/store/redis-store.ts';
 import { Sealer } from '../../src/tokens/sealer.ts';
 import { SECRET_FILE } from '../../src/tokens/secret-file.ts';
-import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
+import { skipWithoutRedis, startRedisCluster, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
@@ -119,4 +120,30 @@ describe('token secrets in Redis', { skip: skipWithoutRedis() }, () => {
       await file.close();
     }
   });
+});
+
+test('on a Redis Cluster: one set made by two nodes starting together, a rotation reaching both', { skip: skipWithoutRedis() }, async () => {
+  const cluster = await startRedisCluster();
+  const settings = { store: cluster.url, clusterRefreshIntervalMs: 3_600_000 };
+  const nodes = await Promise.all([startTestServer(settings), startTestServer(settings)]);
+  try {
+    assert.equal(nodes.filter((n) => n.secretsCreated).length, 1);
+    const [a, b] = nodes as [TestServer, TestServer];
+    const ua = await TestUserAgent.connect(b.wsUrl);
+    await ua.hello();
+    const register = async () => (await ua.register(randomUUID())).pushEndpoint as string;
+    const old = await register();
+    assert.equal(await post(on(a, old)), 201);
+    secretCli('rotate', '--store', cluster.url);
+    const [newest] = await (a.store as RedisStore).tokenSecrets();
+    await until(async () => sealedBy(await register(), newest!), 'B seals with the new secret', 2000);
+    assert.equal(await post(on(a, old)), 201);
+    await ua.close();
+  } finally {
+    for (const node of nodes) {
+      await node.close();
+      rmSync(node.dataDir, { recursive: true, force: true });
+    }
+    await cluster.stop();
+  }
 });
