@@ -1,16 +1,13 @@
 // A cluster of `webpushd serve` processes on one Redis, as users run it: each node its own data
-// dir and port, the same token secret in every data dir (so every node seals and opens the same
-// URLs). A node can be killed -9 and started again on its port and data dir.
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SECRET_FILE } from '../../src/tokens/secret-file.ts';
+// dir and port; the token secrets are the store's (kept in Redis), so every node seals and opens
+// the same URLs. A node can be killed -9 and started again on its port and data dir.
+import { rmSync } from 'node:fs';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
 
 export interface Cluster {
-  /** The running process of each node (replaced by restart). */
+  /** The running process of each node (replaced by start and restart). */
   readonly nodes: ServerProcess[];
-  /** kill -9 of node i, then the same node again (port, data dir, secret). */
+  /** kill -9 of node i, then the same node again (port, data dir). */
   restart(i: number): Promise<ServerProcess>;
   /** Starts node i again after a kill9 of its own. */
   start(i: number): Promise<ServerProcess>;
@@ -25,17 +22,21 @@ export const on = (node: ServerProcess, url: string): string => `${node.url}${ne
 export const wsUrl = (node: ServerProcess): string => `${node.url.replace('http', 'ws')}/`;
 
 export async function startCluster(storeUrl: string, count = 3, args: string[] = []): Promise<Cluster> {
-  const first = await startServerProcess({ args: ['--store', storeUrl, ...args] });
-  const nodes = [first];
-  const dirs = [first.dataDir];
-  for (let i = 1; i < count; i++) {
-    const dir = mkdtempSync(join(tmpdir(), 'webpushd-node-'));
-    copyFileSync(join(first.dataDir, SECRET_FILE), join(dir, SECRET_FILE));
-    dirs.push(dir);
-    nodes.push(await startServerProcess({ dataDir: dir, args: ['--store', storeUrl, ...args] }));
+  const nodes: ServerProcess[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    for (const n of nodes) rmSync(n.dataDir, { recursive: true, force: true });
+  };
+  try {
+    // one after the other: the first creates the token secret in Redis, the others read it
+    for (let i = 0; i < count; i++) nodes.push(await startServerProcess({ args: ['--store', storeUrl, ...args] }));
+  } catch (err) {
+    await stop();
+    throw err;
   }
   const start = async (i: number) => {
-    nodes[i] = await startServerProcess({ dataDir: dirs[i]!, port: nodes[i]!.port, args: ['--store', storeUrl, ...args] });
+    const old = nodes[i]!;
+    nodes[i] = await startServerProcess({ dataDir: old.dataDir, port: old.port, args: ['--store', storeUrl, ...args] });
     return nodes[i]!;
   };
   return {
@@ -45,9 +46,6 @@ export async function startCluster(storeUrl: string, count = 3, args: string[] =
       await nodes[i]!.kill9();
       return start(i);
     },
-    async stop() {
-      await Promise.all(nodes.map((n) => n.stop()));
-      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
