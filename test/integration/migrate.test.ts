@@ -1,13 +1,14 @@
 // migrateToRedis (src/cli/migrate.ts) field by field: what the SQLite store holds (subscriptions
 // with key hashes, messages with every field, ids and receipt subscription, last seen, receipt
 // subscriptions, queued receipts, broadcast versions, the token secrets) reads back the same
-// through the Redis store, and a new message gets an id after every copied one.
+// through the Redis store, on one Redis and on a Redis Cluster, and a new message gets an id
+// after every copied one.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { migrateToRedis } from '../../src/cli/migrate.ts';
 import { DB_FILE } from '../../src/server.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
@@ -15,18 +16,13 @@ import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/types.ts';
 import { loadOrCreateSecrets } from '../../src/tokens/secret-file.ts';
 import { message, save } from '../contract/store-contract.ts';
-import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
+import { skipWithoutRedis, startRedisCluster, startRedisServer } from '../helpers/redis-server.ts';
 
 const skip = skipWithoutRedis();
 const NOW = Date.now();
-let redis: RedisServer;
-const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-migrate-'));
-before(async () => {
-  if (!skip) redis = await startRedisServer();
-});
-after(async () => {
-  await redis?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const options = { maxStoredPerUserAgent: 100, now: () => NOW };
@@ -49,7 +45,20 @@ async function contents(store: Store) {
   };
 }
 
-test('every field copied reads back the same from Redis; new ids come after the copied ones', { skip }, async () => {
+for (const [where, start] of [['one Redis', startRedisServer], ['a Redis Cluster', startRedisCluster]] as const) {
+  test(`every field copied reads back the same from ${where}; new ids come after the copied ones`, { skip }, async () => {
+    const redis = await start();
+    try {
+      await copied(redis.url);
+    } finally {
+      await redis.stop();
+    }
+  });
+}
+
+async function copied(url: string): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-migrate-'));
+  dirs.push(dataDir);
   const secrets = loadOrCreateSecrets(dataDir);
   const sqlite = new SqliteStore({ path: join(dataDir, DB_FILE), ...options });
   for (const s of [restricted, open, other]) assert.ok(await sqlite.putSubscription(s));
@@ -67,10 +76,10 @@ test('every field copied reads back the same from Redis; new ids come after the 
   assert.equal(before.messages.length, 2);
   assert.equal(before.receipts.length, 1);
 
-  const copied = await migrateToRedis({ dataDir, store: redis.url, merge: false });
+  const copied = await migrateToRedis({ dataDir, store: url, merge: false });
   assert.deepEqual(copied, { secrets: 1, broadcasts: 1, receiptSubscriptions: 1, userAgents: 2, userAgentsKept: 0, subscriptions: 3, messages: 3, receipts: 1 });
 
-  const store = await RedisStore.open({ url: redis.url, ...options });
+  const store = await RedisStore.open({ url, ...options });
   try {
     assert.deepEqual(await contents(store), before);
     assert.deepEqual(await store.tokenSecrets(), secrets);
@@ -84,4 +93,4 @@ test('every field copied reads back the same from Redis; new ids come after the 
   } finally {
     await store.close();
   }
-});
+}

@@ -409,7 +409,9 @@ end
 local function import_user_agent(keys, args)
   local uaid = args[1]
   if redis.call('EXISTS', keys[UA]) == 1 or redis.call('EXISTS', keys[SUBS]) == 1 then return 0 end
-  redis.call('HSET', keys[UA], 'created', args[2], 'seen', args[3], 'id', args[4])
+  -- ids go on after those of the same uaid deleted here lately, as in put_subscription
+  local lastId = math.max(tonumber(args[4]), tonumber(redis.call('GET', keys[GONE]) or '0'))
+  redis.call('HSET', keys[UA], 'created', args[2], 'seen', args[3], 'id', int(lastId))
   redis.call('DEL', keys[GONE])
   redis.call('ZADD', keys[SLOT_SEEN], args[3], uaid)
   local n = tonumber(args[5])
