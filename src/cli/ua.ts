@@ -8,6 +8,7 @@ import { PushUserAgent, RetryLater, isVapidPublicKey, type UaProtocol, type Urge
 import { URGENCY_LEVELS } from '../ua/http2-client.ts';
 import type { PushMessage } from '../ua/message.ts';
 import { toWebSocketUrl } from '../ua/websocket-client.ts';
+import { traceOf, traceOptions } from './trace.ts';
 
 function parseServer(value: string): string {
   try {
@@ -62,6 +63,10 @@ interface CommonOptions {
   ca?: Buffer;
   protocol?: UaProtocol;
   urgency?: UrgencyLevel;
+  nowait?: boolean;
+  ack?: boolean;
+  trace?: boolean;
+  traceSecrets?: boolean;
 }
 
 function createClient(cmd: Command, o: CommonOptions): PushUserAgent {
@@ -73,6 +78,9 @@ function createClient(cmd: Command, o: CommonOptions): PushUserAgent {
         ca: o.ca,
         ...(o.protocol !== undefined ? { protocol: o.protocol } : {}),
         ...(o.urgency !== undefined ? { urgency: o.urgency } : {}),
+        ...(o.nowait ? { nowait: true } : {}),
+        ...(o.ack === false ? { ack: false } : {}),
+        ...(o.trace ? { trace: traceOf(o)! } : {}),
       }),
     );
   } catch (err) {
@@ -90,7 +98,8 @@ function protocolOption(description: string): Option {
 export function uaCommand(): Command {
   const ua = new Command('ua').description('A user agent: subscribe through a push service and listen for messages');
 
-  ua.command('subscribe')
+  const subscribe = ua
+    .command('subscribe')
     .description(
       'Subscribe and print the subscription JSON an application server needs, {"endpoint","expirationTime","keys":{"p256dh","auth"}}, on one line. ' +
         'The state file is created when missing. Over http2 the subscription joins the set of the earlier ones, ' +
@@ -105,27 +114,29 @@ export function uaCommand(): Command {
       ),
     )
     .option('--vapid-key <key>', "restrict the subscription to this application server's VAPID public key (base64url)", parseVapidKey)
-    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: CommonOptions & { vapidKey?: string }) {
-      if (o.server === undefined && !existsSync(o.state)) {
-        this.error(`error: --server is required: state file ${o.state} does not exist yet`);
-      }
-      const client = createClient(this, o);
-      try {
-        await client.connect();
-        const subscription = await client.subscribe(o.vapidKey !== undefined ? { vapidKey: o.vapidKey } : {});
-        process.stdout.write(`${JSON.stringify(subscription)}\n`);
-      } catch (err) {
-        await client.close();
-        this.error(`error: ${(err as Error).message}`);
-      }
+    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa);
+  traceOptions(subscribe).action(async function (this: Command, o: CommonOptions & { vapidKey?: string }) {
+    if (o.server === undefined && !existsSync(o.state)) {
+      this.error(`error: --server is required: state file ${o.state} does not exist yet`);
+    }
+    const client = createClient(this, o);
+    try {
+      await client.connect();
+      const subscription = await client.subscribe(o.vapidKey !== undefined ? { vapidKey: o.vapidKey } : {});
+      process.stdout.write(`${JSON.stringify(subscription)}\n`);
+    } catch (err) {
       await client.close();
-    });
+      this.error(`error: ${(err as Error).message}`);
+    }
+    await client.close();
+  });
 
-  ua.command('listen')
+  const listen = ua
+    .command('listen')
     .description(
       'Receive messages and print each as one JSON line: {"channelID","endpoint","version"} plus "text" (valid UTF-8), ' +
-        '"base64" (other bytes) or "empty": true (no payload). Each is acknowledged after it was printed. ' +
+        '"base64" (other bytes) or "empty": true (no payload). Each is acknowledged after it was printed (unless --no-ack). ' +
+        'Over http2 "version" is the message URL (what `webpushd ack --url` takes). ' +
         'The server and protocol come from the state file. ' +
         'Reconnects when the connection drops; stops on SIGINT/SIGTERM (exit 0). Diagnostics go to stderr as JSON lines.',
     )
@@ -138,60 +149,64 @@ export function uaCommand(): Command {
       ).choices(URGENCY_LEVELS),
     )
     .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: CommonOptions) {
-      const client = createClient(this, o);
-      if (client.subscriptions().length === 0) diag('warning', { message: `state file ${o.state} holds no subscriptions` });
-      // Acknowledged once written: a message that could not be written comes again next time.
-      client.on('message', async (m) => {
-        await new Promise<void>((resolve, reject) =>
-          process.stdout.write(`${messageLine(m)}\n`, (err) => (err ? reject(new RetryLater(err.message)) : resolve())),
-        );
-      });
-      let stopping = false;
-      const stop = (why: Record<string, unknown>, exitCode = 0) => {
-        if (stopping) return;
-        stopping = true;
-        diag('stopping', why);
-        const exit = (): void => {
-          process.exitCode = exitCode;
-          // Everything is closed, so the process ends by itself; this is a safety net.
-          setTimeout(() => process.exit(exitCode), 2_000).unref();
-        };
-        client.close().then(exit, (err: unknown) => {
-          diag('error', { message: `closing failed: ${(err as Error).message}` });
-          exit();
-        });
-      };
-      process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
-      process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }));
-      // The reader went away (`ua listen | head -1`): stop quietly; anything else is a failure.
-      process.stdout.on('error', (err: NodeJS.ErrnoException) => stop({ stdout: err.code ?? err.message }, err.code === 'EPIPE' ? 0 : 1));
-      await client.connect({ retry: true }).catch(() => {
-        // only when closed before the first session: the signal handler finishes the exit
-      });
+    .option('--nowait', 'http2 only: print the messages waiting now, then exit (Prefer: wait=0)')
+    .option('--no-ack', 'do not acknowledge: the messages stay at the push service (http2: `webpushd ack --url <version>` acknowledges one)');
+  traceOptions(listen).action(async function (this: Command, o: CommonOptions) {
+    const client = createClient(this, o);
+    if (client.subscriptions().length === 0) diag('warning', { message: `state file ${o.state} holds no subscriptions` });
+    // Acknowledged once written: a message that could not be written comes again next time.
+    client.on('message', async (m) => {
+      await new Promise<void>((resolve, reject) =>
+        process.stdout.write(`${messageLine(m)}\n`, (err) => (err ? reject(new RetryLater(err.message)) : resolve())),
+      );
     });
+    let stopping = false;
+    const stop = (why: Record<string, unknown>, exitCode = 0) => {
+      if (stopping) return;
+      stopping = true;
+      diag('stopping', why);
+      const exit = (): void => {
+        process.exitCode = exitCode;
+        // Everything is closed, so the process ends by itself; this is a safety net.
+        setTimeout(() => process.exit(exitCode), 2_000).unref();
+      };
+      client.close().then(exit, (err: unknown) => {
+        diag('error', { message: `closing failed: ${(err as Error).message}` });
+        exit();
+      });
+    };
+    client.on('drained', () => stop({ drained: true }));
+    process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
+    process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }));
+    // The reader went away (`ua listen | head -1`): stop quietly; anything else is a failure.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => stop({ stdout: err.code ?? err.message }, err.code === 'EPIPE' ? 0 : 1));
+    await client.connect({ retry: true }).catch(() => {
+      // only when closed before the first session: the signal handler finishes the exit
+    });
+  });
 
-  ua.command('unsubscribe')
+  const unsubscribe = ua
+    .command('unsubscribe')
     .description('Delete a subscription at the push service and from the state file')
     .requiredOption('--state <file>', STATE_HELP)
     .requiredOption('--endpoint <url>', 'the push endpoint of the subscription (or its channelID)')
     .addOption(protocolOption("must match the state file's; default: the state file's"))
-    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
-    .action(async function (this: Command, o: CommonOptions & { endpoint: string }) {
-      const client = createClient(this, o);
-      if (!client.subscriptions().some((s) => s.endpoint === o.endpoint || s.channelID === o.endpoint.toLowerCase())) {
-        this.error(`error: --endpoint: state file ${o.state} has no subscription ${o.endpoint}`);
-      }
-      try {
-        await client.connect();
-        await client.unsubscribe(o.endpoint);
-        diag('unsubscribed', { endpoint: o.endpoint });
-      } catch (err) {
-        await client.close();
-        this.error(`error: ${(err as Error).message}`);
-      }
+    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa);
+  traceOptions(unsubscribe).action(async function (this: Command, o: CommonOptions & { endpoint: string }) {
+    const client = createClient(this, o);
+    if (!client.subscriptions().some((s) => s.endpoint === o.endpoint || s.channelID === o.endpoint.toLowerCase())) {
+      this.error(`error: --endpoint: state file ${o.state} has no subscription ${o.endpoint}`);
+    }
+    try {
+      await client.connect();
+      await client.unsubscribe(o.endpoint);
+      diag('unsubscribed', { endpoint: o.endpoint });
+    } catch (err) {
       await client.close();
-    });
+      this.error(`error: ${(err as Error).message}`);
+    }
+    await client.close();
+  });
 
   return ua;
 }

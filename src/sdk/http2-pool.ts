@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { markUnprocessed } from './errors.ts';
 import { MAX_RESPONSE_BODY, type TransportRequest, type TransportResponse } from './http1.ts';
-import { traceSession, traceTls } from './trace.ts';
+import { traceSession, traceStream, traceTls } from './trace.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -116,11 +116,7 @@ export class Http2Pool {
         reject(markUnprocessed(err as Error));
         return;
       }
-      const trace = req.trace;
-      if (trace) {
-        trace({ event: 'request', stream: stream.id, headers: { ':authority': req.url.host, ...headers } });
-        if (req.body) trace({ event: 'data', stream: stream.id, sent: req.body.length });
-      }
+      if (req.trace) traceStream(req.trace, stream, { ':authority': req.url.host, ...headers }, req.body?.length);
       entry.active += 1;
       clearTimeout(entry.idleTimer);
       entry.session.ref();
@@ -136,20 +132,17 @@ export class Http2Pool {
       req.signal?.addEventListener('abort', abort, { once: true });
       stream.on('response', (h) => {
         status = Number(h[':status']);
-        trace?.({ event: 'response', stream: stream.id, headers: h });
         responseHeaders = {};
         for (const [name, value] of Object.entries(h)) if (!name.startsWith(':')) responseHeaders[name] = value;
       });
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
-        trace?.({ event: 'data', stream: stream.id, received: Buffer.byteLength(chunk) });
         if (body.length < MAX_RESPONSE_BODY) body += chunk;
       });
       stream.on('error', (err) => (failure ??= err));
       stream.on('close', () => {
         req.signal?.removeEventListener('abort', abort);
         entry.active -= 1;
-        if (trace && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) trace({ event: 'rst_stream', stream: stream.id, code: stream.rstCode });
         if (entry.active === 0 && !entry.session.closed) this.#idle(entry);
         if (failure === undefined && status > 0 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
           resolve({ statusCode: status, headers: responseHeaders, body, httpVersion: '2' });

@@ -5,7 +5,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import { WebPushError } from './errors.ts';
-import { traceSession, traceTls } from './trace.ts';
+import { tracePushPromise, traceSession, traceStream, traceTls } from './trace.ts';
 import type { Trace } from './trace.ts';
 import type { PushTlsOptions } from './types.ts';
 
@@ -76,10 +76,9 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
     session.on('stream', (pushed: ClientHttp2Stream, request: IncomingHttpHeaders) => {
       clearTimeout(timer);
       const message = new URL(String(request[':path']), target.origin).href;
-      trace?.({ event: 'push_promise', stream: get.id, promised: pushed.id, headers: request });
+      if (trace) tracePushPromise(trace, get.id, pushed, request);
       pushed.on('push', (h: IncomingHttpHeaders) => {
         const status = Number(h[':status']);
-        trace?.({ event: 'response', stream: pushed.id, headers: h });
         receipts += 1;
         options.onReceipt({ status, delivered: status === 204, message });
       });
@@ -88,8 +87,8 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
     });
     const headers: Record<string, string> = { ':method': 'GET', ':path': `${target.pathname}${target.search}` };
     if (options.nowait) headers.prefer = 'wait=0';
-    trace?.({ event: 'request', headers: { ':authority': target.host, ...headers } });
     const get = session.request(headers, { endStream: true });
+    if (trace) traceStream(trace, get, { ':authority': target.host, ...headers });
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     let status = 0;
@@ -97,18 +96,15 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
     let responseHeaders: IncomingHttpHeaders = {};
     get.on('response', (h) => {
       clearTimeout(timer);
-      trace?.({ event: 'response', stream: get.id, headers: h });
       status = Number(h[':status']);
       responseHeaders = h;
     });
     get.setEncoding('utf8');
     get.on('data', (chunk: string) => {
-      trace?.({ event: 'data', stream: get.id, received: Buffer.byteLength(chunk) });
       body += chunk;
     });
     get.on('error', () => {});
     get.on('close', () => {
-      if (trace && get.rstCode !== http2.constants.NGHTTP2_NO_ERROR) trace({ event: 'rst_stream', stream: get.id, code: get.rstCode });
       if (status === 200 || status === 204) return finish(null, 'answered');
       if (status > 0) return finish(new WebPushError(`Received unexpected response code ${status}`, status, responseHeaders, body, url));
       finish(null);

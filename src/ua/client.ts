@@ -20,6 +20,7 @@ import { StateKeeper } from './state-keeper.ts';
 import type { StoredSubscription, UaProtocol } from './state.ts';
 import { silentLogger, type ReconnectOptions, type Transport, type TransportHandlers, type UaLogger } from './transport.ts';
 import { URGENCY_LEVELS, isUrgencyLevel, type UrgencyLevel } from './urgency.ts';
+import type { Trace } from '../sdk/trace.ts';
 import { isVapidPublicKey } from './vapid-key.ts';
 import { WebSocketTransport } from './websocket-client.ts';
 
@@ -76,6 +77,15 @@ export interface PushUserAgentOptions {
   requestTimeoutMs?: number;
   /** A connection silent this long is probed (10 min). */
   idleTimeoutMs?: number;
+  /**
+   * http2 only: take the messages waiting now (`Prefer: wait=0`, RFC 8030 6.1) instead of holding
+   * the GETs open; 'drained' is emitted once each GET was answered and its messages handled.
+   */
+  nowait?: boolean;
+  /** false: messages are not acknowledged after the listeners ran; they stay at the push service until acknowledged otherwise (e.g. `webpushd ack`). Default true. */
+  ack?: boolean;
+  /** Told what goes over the wire: WebSocket frames; HTTP/2 header blocks, pushes, DATA lengths, GOAWAY, resets; TLS. */
+  trace?: Trace;
 }
 
 function toJSON(s: StoredSubscription): PushSubscriptionJSON {
@@ -135,6 +145,12 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
       subscriptions: () => this.#state.subscriptions,
       channelFor: (endpoint) => this.#state.find((s) => s.endpoint === endpoint)?.channelID ?? null,
       gone: (channelIDs, reason) => this.#onGone(channelIDs, reason),
+      drained: () => {
+        void this.#delivery
+          .idle()
+          .then(() => this.#http2?.acknowledged())
+          .then(() => this.#events.emit('drained'));
+      },
     };
     const common = {
       url: this.#state.server,
@@ -143,12 +159,14 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
       ...(options.reconnect ? { reconnect: options.reconnect } : {}),
       ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      ...(options.trace !== undefined ? { trace: options.trace } : {}),
     };
     if (this.protocol === 'http2') {
-      this.#http2 = new Http2Transport(handlers, { ...common, urgency: options.urgency ?? null });
+      this.#http2 = new Http2Transport(handlers, { ...common, urgency: options.urgency ?? null, nowait: options.nowait === true });
       this.#transport = this.#http2;
     } else {
       if (options.urgency != null) throw new TypeError('urgency needs protocol http2 (the WebSocket protocol has no urgency filter)');
+      if (options.nowait) throw new TypeError('nowait needs protocol http2 (the WebSocket protocol never says that nothing more waits)');
       this.#http2 = null;
       this.#transport = new WebSocketTransport(handlers, common);
     }
@@ -159,6 +177,7 @@ export class PushUserAgent extends EventEmitter<PushUserAgentEvents> {
       state: this.#state,
       log: this.#log,
       closed: () => this.#closed,
+      ack: options.ack ?? true,
     });
     this.on('newListener', (event) => {
       if (event !== 'message') return;

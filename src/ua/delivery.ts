@@ -22,6 +22,8 @@ export interface DeliveryOptions {
   state: StateKeeper;
   log: UaLogger;
   closed(): boolean;
+  /** false: handled messages are not acknowledged (they stay at the push service; the application acknowledges them itself). */
+  ack?: boolean;
 }
 
 export class Delivery {
@@ -46,6 +48,7 @@ export class Delivery {
     if (this.#inFlight.has(key)) return; // sent again while still being handled: acknowledged when done
     const seen = this.#recent.get(n.channelID)?.find((r) => r.version === n.version);
     if (seen) {
+      if (this.#o.ack === false) return; // not acknowledged on purpose: handled once is enough
       this.#o.log.debug({ channelID: n.channelID, version: n.version }, 'message sent again: acknowledged without delivery');
       this.#ack({ channelID: n.channelID, version: n.version, code: seen.code });
       return;
@@ -137,7 +140,14 @@ export class Delivery {
     }
     this.#inFlight.delete(`${n.channelID} ${n.version}`);
     this.#noteRecent(n.channelID, n.version, code);
-    this.#ack({ channelID: n.channelID, version: n.version, code });
+    if (code !== 100 || this.#o.ack !== false) this.#ack({ channelID: n.channelID, version: n.version, code });
+  }
+
+  /** Resolves once every message received so far was handled (and its acknowledgement sent). */
+  async idle(): Promise<void> {
+    while (!this.#o.closed() && (this.#queue.length > 0 || this.#pumping)) {
+      await (this.#current ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
   }
 
   /** Runs every 'message' listener in turn, awaiting each. */

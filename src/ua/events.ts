@@ -46,6 +46,8 @@ export interface PushUserAgentEvents {
   connect: [event: ConnectEvent];
   disconnect: [event: DisconnectEvent];
   reset: [event: ResetEvent];
+  /** `nowait` (RFC 8030): every GET was answered and every message it brought was handled; close() now. */
+  drained: [];
   /** A listener threw, or the state could not be written. Only emitted when someone listens. */
   error: [error: Error];
   newListener: [eventName: string | symbol, listener: unknown];

@@ -23,6 +23,8 @@ export { URGENCY_LEVELS, toHttpUrl };
 export interface Http2TransportOptions extends TransportOptions {
   /** The lowest urgency wanted now (sent as the GETs' Urgency header); null: all messages. */
   urgency?: UrgencyLevel | null;
+  /** `Prefer: wait=0`: take what waits, then tell `drained` instead of holding the GETs open. */
+  nowait?: boolean;
 }
 
 export class Http2Transport implements Transport {
@@ -34,6 +36,9 @@ export class Http2Transport implements Transport {
   readonly #requests: PushServiceRequests;
   readonly #monitors: SetMonitors;
   readonly #pushes: PromisedMessages;
+  /** nowait: every GET was answered (what they pushed may still be arriving). */
+  #answered = false;
+  #drained = false;
 
   constructor(handlers: TransportHandlers, o: Http2TransportOptions) {
     this.url = toHttpUrl(o.url);
@@ -57,13 +62,31 @@ export class Http2Transport implements Transport {
       },
     );
     this.#requests = new PushServiceRequests(this.#connection, this.#log);
-    this.#monitors = new SetMonitors({ connection: this.#connection, handlers, log: this.#log, reconnect, urgency: o.urgency ?? null });
+    this.#monitors = new SetMonitors({
+      connection: this.#connection,
+      handlers,
+      log: this.#log,
+      reconnect,
+      urgency: o.urgency ?? null,
+      nowait: o.nowait ?? false,
+      answered: () => {
+        this.#answered = true;
+        this.#checkDrained();
+      },
+    });
     this.#pushes = new PromisedMessages({
       origin: this.#connection.origin,
       log: this.#log,
       live: () => this.#connection.ready,
       deliver: (m) => this.#deliver(m),
+      flushed: () => this.#checkDrained(),
     });
+  }
+
+  #checkDrained(): void {
+    if (!this.#answered || this.#drained || this.#pushes.pending > 0) return;
+    this.#drained = true;
+    this.#handlers.drained();
   }
 
   get ready(): boolean {
@@ -108,6 +131,11 @@ export class Http2Transport implements Transport {
 
   receive(): void {
     this.#monitors.receive();
+  }
+
+  /** Resolves once the acknowledgements sent so far were answered. */
+  acknowledged(): Promise<void> {
+    return this.#requests.acknowledged();
   }
 
   subscriptionsChanged(): void {

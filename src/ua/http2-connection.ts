@@ -5,6 +5,8 @@
 // Timers: the connect timeout, one per outstanding request, one coarse liveness check per
 // session. Nothing per message.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { TLSSocket } from 'node:tls';
+import { tracePushPromise, traceSession, traceStream, traceTls, type Trace } from '../sdk/trace.ts';
 import { SessionLifecycle, startLivenessCheck } from './session-lifecycle.ts';
 import { ConnectionError, PushServiceError, type ConnectionEvent, type TransportOptions } from './transport.ts';
 
@@ -42,6 +44,7 @@ export class Http2Connection {
   readonly #idleTimeoutMs: number;
   readonly #events: Http2ConnectionEvents;
   readonly #life: SessionLifecycle;
+  readonly #trace: Trace | undefined;
   #session: ClientHttp2Session | null = null;
   /** The GOAWAY error code the current session got, if any. */
   #goaway: number | null = null;
@@ -59,6 +62,7 @@ export class Http2Connection {
     this.#ca = o.ca;
     this.#idleTimeoutMs = o.idleTimeoutMs ?? 10 * 60_000;
     this.#events = events;
+    this.#trace = o.trace;
     this.#life = new SessionLifecycle({ ...o, status: (e) => events.status(e), connect: () => this.#connect() });
   }
 
@@ -171,6 +175,7 @@ export class Http2Connection {
       settings: { enablePush: true },
     });
     this.#session = session;
+    if (this.#trace) traceHttp2(this.#trace, session, this.origin);
     this.#connectTimer = setTimeout(() => {
       this.#life.lastError = `no HTTP/2 answer within ${timeoutMs} ms`;
       session.destroy();
@@ -270,4 +275,23 @@ export class Http2Connection {
     this.#livenessTimer = null;
     this.#probing = false;
   }
+}
+
+/** Every request of the session (wrapped at its one door, session.request), each push promise, GOAWAY, and the TLS handshake. */
+function traceHttp2(trace: Trace, session: ClientHttp2Session, origin: string): void {
+  session.once('connect', (_, socket) => {
+    if (socket instanceof TLSSocket) traceTls(trace, socket, origin);
+    else trace({ event: 'connect', origin, protocol: 'h2c' });
+  });
+  traceSession(trace, session);
+  const request = session.request.bind(session);
+  session.request = ((headers: http2.OutgoingHttpHeaders, options?: http2.ClientSessionRequestOptions) => {
+    const stream = request(headers, options);
+    traceStream(trace, stream, { ':authority': new URL(origin).host, ...headers });
+    return stream;
+  }) as typeof session.request;
+  session.on('stream', (pushed: ClientHttp2Stream, headers: IncomingHttpHeaders) => {
+    // the stream it was promised on is not told by Node; the :path names the message
+    tracePushPromise(trace, undefined, pushed, headers);
+  });
 }

@@ -17,6 +17,8 @@ export class PushServiceRequests {
   readonly #log: UaLogger;
   /** POST <push service>/subscribe subscribes. */
   readonly #subscribeUrl: string;
+  /** Acknowledgements in flight. */
+  readonly #acks = new Set<Promise<void>>();
 
   constructor(connection: Pick<Http2Connection, 'url' | 'request'>, log: UaLogger) {
     this.#connection = connection;
@@ -69,7 +71,7 @@ export class PushServiceRequests {
 
   /** Acknowledges by deleting the message (RFC 8030 6.2). A failure is only logged: the message comes again. */
   acknowledge(version: string): void {
-    this.#connection.request('DELETE', version).then(
+    const ack = this.#connection.request('DELETE', version).then(
       (res) => {
         // 404/410: expired, or acknowledged before a reconnect
         if (!DELETED.includes(res.status)) {
@@ -78,6 +80,13 @@ export class PushServiceRequests {
       },
       (err: Error) => this.#log.debug({ err: err.message }, 'acknowledgement not sent: the message will come again'),
     );
+    this.#acks.add(ack);
+    void ack.finally(() => this.#acks.delete(ack));
+  }
+
+  /** Resolves once the acknowledgements sent so far were answered (or failed). */
+  async acknowledged(): Promise<void> {
+    await Promise.all([...this.#acks]);
   }
 }
 

@@ -37,6 +37,8 @@ export interface PromisedMessagesOptions {
   /** False between sessions: a message finished then is not handed over. */
   live(): boolean;
   deliver(message: PromisedMessage): void;
+  /** Told after each hand-over pass, e.g. to see whether all promised messages were handed over. */
+  flushed?: () => void;
 }
 
 export class PromisedMessages {
@@ -97,6 +99,11 @@ export class PromisedMessages {
     return true;
   }
 
+  /** Promised messages not yet handed over (read, or being read). */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
   /** Forgets what was not handed over yet: unacknowledged, it comes again on the next session. */
   clear(): void {
     this.#queue = [];
@@ -119,6 +126,7 @@ export class PromisedMessages {
       }
       this.#o.deliver({ version: p.version, headers: p.headers, body: Buffer.concat(p.chunks) });
     }
+    this.#o.flushed?.();
   }
 }
 

@@ -23,6 +23,8 @@ interface Monitor {
   failures: number;
   openedAt: number;
   pushes: number;
+  /** `nowait`: answered 200/204, so everything waiting was pushed; not issued again. */
+  answered: boolean;
 }
 
 export interface SetMonitorsOptions {
@@ -32,6 +34,9 @@ export interface SetMonitorsOptions {
   reconnect: ReconnectOptions;
   /** The lowest urgency wanted at first (the GETs' Urgency header); null: all messages. */
   urgency: UrgencyLevel | null;
+  /** `Prefer: wait=0` (RFC 8030 6.1): each GET gets what waits and is answered; `answered` is told once all were. */
+  nowait?: boolean;
+  answered?: () => void;
 }
 
 export class SetMonitors {
@@ -88,11 +93,17 @@ export class SetMonitors {
     for (const url of wanted) {
       let m = this.#monitors.get(url);
       if (!m) {
-        m = { url, stream: null, retryTimer: null, failures: 0, openedAt: 0, pushes: 0 };
+        m = { url, stream: null, retryTimer: null, failures: 0, openedAt: 0, pushes: 0, answered: false };
         this.#monitors.set(url, m);
       }
-      if (this.#o.connection.ready && !m.stream && !m.retryTimer) this.#open(m);
+      if (this.#o.connection.ready && !m.stream && !m.retryTimer && !m.answered) this.#open(m);
     }
+    this.#checkAnswered();
+  }
+
+  #checkAnswered(): void {
+    if (!this.#o.nowait || !this.#receiving || !this.#o.connection.ready) return;
+    if ([...this.#monitors.values()].every((m) => m.answered)) this.#o.answered?.();
   }
 
   /** Ends every GET (the session is going); sync() issues them again. */
@@ -127,7 +138,12 @@ export class SetMonitors {
     let stream: ClientHttp2Stream;
     try {
       stream = session.request(
-        { ':method': 'GET', ':path': `${target.pathname}${target.search}`, ...(this.#urgency ? { urgency: this.#urgency } : {}) },
+        {
+          ':method': 'GET',
+          ':path': `${target.pathname}${target.search}`,
+          ...(this.#urgency ? { urgency: this.#urgency } : {}),
+          ...(this.#o.nowait ? { prefer: 'wait=0' } : {}),
+        },
         { endStream: true },
       );
     } catch (err) {
@@ -162,6 +178,11 @@ export class SetMonitors {
       const kind = gone.some((s) => s.setUrl === m.url) ? 'subscription set' : 'subscription';
       this.#o.log.warn({ status, subscriptions: gone.length }, `the push service no longer has this ${kind}`);
       if (gone.length > 0) this.#o.handlers.gone(gone.map((s) => s.channelID), `the ${kind} answered ${status}`);
+      return;
+    }
+    if (this.#o.nowait && (status === 200 || status === 204)) {
+      m.answered = true;
+      this.#checkAnswered();
       return;
     }
     const healthy = (status === 200 || status === 204) && (m.pushes > 0 || Date.now() - m.openedAt >= HEALTHY_GET_MS);

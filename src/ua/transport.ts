@@ -2,6 +2,7 @@
 // Firefox/autopush is one transport (websocket-client.ts), RFC 8030 over HTTP/2 the other
 // (http2-client.ts): the same shape (a session, subscribe, receive, acknowledge), each with its
 // own wire format.
+import type { Trace } from '../sdk/trace.ts';
 import type { StoredSubscription } from './state.ts';
 
 /** The push service answered a request with an error status. */
@@ -84,6 +85,8 @@ export interface TransportHandlers {
   channelFor(endpoint: string): string | null;
   /** The push service no longer has these subscriptions (RFC 8030: their set or subscription answered 404). */
   gone(channelIDs: string[], reason: string): void;
+  /** RFC 8030 with `nowait`: every GET was answered and what they pushed was handed over. */
+  drained(): void;
 }
 
 /** What subscribing gives: the push endpoint, plus over RFC 8030 the subscription and set URLs. */
@@ -135,6 +138,8 @@ export interface TransportOptions {
    * never silent that long. (10 min)
    */
   idleTimeoutMs?: number;
+  /** Told what goes over the wire (frames; HTTP/2 header blocks, pushes, DATA lengths, GOAWAY, resets; TLS). */
+  trace?: Trace;
 }
 
 /** Anything with pino's shape will do. */

@@ -4,8 +4,10 @@
 // Timers: one for the reconnect delay, one per outstanding request (register/unregister), one
 // coarse liveness check per connection. Nothing per message. The `ws` library answers the
 // push service's keepalive Pings by itself.
+import { TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { Close } from '../connect/protocol.ts';
+import { traceTls, type Trace } from '../sdk/trace.ts';
 import { FrameError, ackFrame, helloFrame, nackFrame, parseServerFrame, registerFrame, unregisterFrame } from './frames.ts';
 import { toWebSocketUrl } from './server-url.ts';
 import { SessionLifecycle, startLivenessCheck } from './session-lifecycle.ts';
@@ -38,6 +40,7 @@ export class WebSocketTransport implements Transport {
   readonly #log: UaLogger;
   readonly #idleTimeoutMs: number;
   readonly #life: SessionLifecycle;
+  readonly #trace: Trace | undefined;
 
   #ws: WebSocket | null = null;
   #helloTimer: NodeJS.Timeout | null = null;
@@ -53,6 +56,7 @@ export class WebSocketTransport implements Transport {
     this.#ca = o.ca;
     this.#log = o.log ?? silentLogger;
     this.#idleTimeoutMs = o.idleTimeoutMs ?? 10 * 60_000;
+    this.#trace = o.trace;
     this.#life = new SessionLifecycle({ ...o, url: this.url, status: (e) => handlers.status(e), connect: () => this.#connect() });
   }
 
@@ -123,6 +127,7 @@ export class WebSocketTransport implements Transport {
       ...(this.#ca !== undefined ? { ca: this.#ca } : {}),
     });
     this.#ws = ws;
+    if (this.#trace) traceWebSocket(this.#trace, ws, this.url);
     ws.on('open', () => {
       if (ws !== this.#ws) return;
       this.#life.handshake();
@@ -265,4 +270,28 @@ export class WebSocketTransport implements Transport {
     this.#helloTimer = null;
     this.#livenessTimer = null;
   }
+}
+
+/** Every frame sent and received (text frames parsed as the JSON they are), pings, pongs, the close, and the TLS peer for wss. */
+function traceWebSocket(trace: Trace, ws: WebSocket, url: string): void {
+  const frame = (text: string): unknown => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  };
+  ws.once('upgrade', (res) => {
+    if (res.socket instanceof TLSSocket) traceTls(trace, res.socket, new URL(url).origin);
+    trace({ event: 'response', httpVersion: res.httpVersion, status: res.statusCode, headers: res.headers });
+  });
+  const send = ws.send.bind(ws) as (data: string) => void;
+  (ws as { send: (data: string) => void }).send = (data: string) => {
+    trace({ event: 'frame', sent: frame(data) });
+    send(data);
+  };
+  ws.on('message', (data, isBinary) => trace({ event: 'frame', received: isBinary ? { binary: (data as Buffer).length } : frame((data as Buffer).toString('utf8')) }));
+  ws.on('ping', () => trace({ event: 'ping' }));
+  ws.on('pong', () => trace({ event: 'pong' }));
+  ws.on('close', (code, reason) => trace({ event: 'close', code, reason: reason.toString() }));
 }

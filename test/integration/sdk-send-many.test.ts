@@ -127,6 +127,7 @@ describe('sendMany against a scripted push service', () => {
       assert.equal(sent?.sent, Number(h['content-length']));
       const response = events.find((e) => e.event === 'response')!;
       assert.equal((response.headers as Record<string, unknown>)[':status'], 201);
+      assert.equal(typeof request.stream, 'number');
       assert.equal(response.stream, request.stream);
     } finally {
       await client.close();
