@@ -45,6 +45,8 @@ export interface Config {
   /** Longer TTLs are kept at this many seconds (and the 201 says so). */
   maxTtl: number;
   sync: 'full' | 'normal';
+  /** User agents whose stored-message counts the SQLite writer keeps in memory (0: a count query per save). */
+  storeCountCache: number;
   broadcasts: Map<string, string>;
   handshakeTimeoutMs: number;
   pingIntervalMs: number;
@@ -128,6 +130,7 @@ export const DEFAULTS: Config = {
   maxMessageBytes: 4096,
   maxTtl: 30 * 24 * 3600,
   sync: 'full',
+  storeCountCache: 50_000,
   broadcasts: new Map(),
   handshakeTimeoutMs: 5_000,
   pingIntervalMs: 300_000,

@@ -115,7 +115,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     },
   };
   const redis = config.store ? await RedisStore.open({ url: config.store, ...storeOptions }) : null;
-  const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, onCommit: metrics.commit, ...storeOptions });
+  const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, countCacheSize: config.storeCountCache, onCommit: metrics.commit, ...storeOptions });
   // on Redis (unless --secrets file) the token secrets are kept there, the same for every node
   const secretStore = config.secrets === 'store' ? redis : null;
   let starting: Awaited<ReturnType<typeof startingSecrets>>;

@@ -1,10 +1,10 @@
-// One transaction per event-loop turn of the store's writer thread (src/store/sqlite-worker.ts):
-// the first batch of writes of a turn opens it, a setImmediate commits it, and every batch of
-// the turn is answered after that single commit (and its fsync). While the writer fsyncs, the
-// batches that come in wait in its message queue and make up the next turn, so under load one
-// fsync serves many requests. A batch that throws, or a COMMIT that fails, rolls the whole turn
-// back and fails every batch of it: a write's statements are never kept in part (e.g. a Topic
-// replacement's delete without its insert), and no writer was answered yet.
+// Group commit, in two halves. On the event loop, `GroupCommit` collects writes: those of one
+// turn, and all that come while a batch is being committed, go to the writer thread
+// (./sqlite-worker.ts) as the next batch, so under load one commit (and its fsync) serves many
+// requests, and one message crosses the threads each way per commit. On the writer thread,
+// `transaction` runs a batch as one transaction. A write that throws, or a COMMIT that fails,
+// rolls the whole batch back and fails every write of it: a write's statements are never kept
+// in part (e.g. a Topic replacement's delete without its insert), and no writer was answered yet.
 import type { DatabaseSync } from 'node:sqlite';
 import { StoreUnavailable } from './errors.ts';
 
@@ -31,79 +31,120 @@ export function storeError(err: unknown): unknown {
   return err;
 }
 
-export interface GroupCommitEvents<B> {
-  /** After each successful commit: how long the COMMIT took, how many writes and which batches it held. */
-  onCommit: (ms: number, writes: number, batches: B[]) => void;
-  /** After a turn failed (its writes were rolled back): why, and the batches it held. */
-  onFailure: (err: unknown, batches: B[]) => void;
-}
-
-export class GroupCommit<B> {
-  readonly #db: DatabaseSync;
-  readonly #events: GroupCommitEvents<B>;
-  #batches: B[] = [];
-  #writes = 0;
-  #open = false;
-
-  constructor(db: DatabaseSync, events: GroupCommitEvents<B>) {
-    this.#db = db;
-    this.#events = events;
-  }
-
-  /** Runs `write` (`writes` statements' worth) inside this turn's transaction; `batch` is reported with the turn's outcome. */
-  run(batch: B, writes: number, write: () => void): void {
-    try {
-      if (!this.#open) {
-        this.#db.exec('BEGIN IMMEDIATE');
-        this.#open = true;
-        setImmediate(this.#commit);
-      }
-      this.#batches.push(batch);
-      this.#writes += writes;
-      write();
-    } catch (raw) {
-      const err = storeError(raw);
-      if (this.#open) this.#fail(err);
-      else this.#events.onFailure(err, [batch]);
-    }
-  }
-
-  /** Commits now (used on shutdown). */
-  flush(): void {
-    if (this.#open) this.#commit();
-  }
-
-  #take(): B[] {
-    const batches = this.#batches;
-    this.#batches = [];
-    this.#writes = 0;
-    this.#open = false;
-    return batches;
-  }
-
-  /** Rolls this turn back and fails its batches; the next batch opens a new transaction. */
-  #fail(err: unknown): void {
-    const batches = this.#take();
+/**
+ * Runs `write` in one transaction and commits it; returns how long the COMMIT took (ms). Throws
+ * (as `storeError`) after rolling back when a statement or the COMMIT fails.
+ */
+export function transaction(db: DatabaseSync, write: () => void): number {
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    write();
+    const started = performance.now();
+    db.exec('COMMIT');
+    return performance.now() - started;
+  } catch (err) {
     // SQLite rolls back by itself after some errors (e.g. SQLITE_FULL)
-    if (this.#db.isTransaction) {
+    if (db.isTransaction) {
       try {
-        this.#db.exec('ROLLBACK');
+        db.exec('ROLLBACK');
       } catch {
         // nothing left to undo
       }
     }
-    this.#events.onFailure(err, batches);
+    throw storeError(err);
+  }
+}
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class GroupCommit<Op> {
+  readonly #send: (ops: Op[]) => void;
+  #ops: Op[] = [];
+  #waiters: Waiter[] = [];
+  /** The batch sent and not answered yet. */
+  #inFlight: Waiter[] | null = null;
+  #scheduled = false;
+  #onIdle: (() => void) | null = null;
+
+  /** `send` hands a batch to the writer, which answers it through `committed` or `failed`. */
+  constructor(send: (ops: Op[]) => void) {
+    this.#send = send;
   }
 
-  readonly #commit = (): void => {
-    if (!this.#open) return;
-    const started = performance.now();
-    try {
-      this.#db.exec('COMMIT');
-    } catch (err) {
-      return this.#fail(storeError(err));
-    }
-    const writes = this.#writes;
-    this.#events.onCommit(performance.now() - started, writes, this.#take());
+  /** Queues a write; resolves with the writer's result for it once its batch is committed. */
+  run<T>(op: Op): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#ops.push(op);
+      this.#waiters.push({ resolve: resolve as (value: unknown) => void, reject });
+      // the rest of this turn joins it; while a batch is out, its answer sends the next one
+      if (!this.#scheduled && this.#inFlight === null) {
+        this.#scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** True while a batch waits for its answer. */
+  get busy(): boolean {
+    return this.#inFlight !== null;
+  }
+
+  /** Sends the writes queued so far, unless a batch is out (its answer sends them). */
+  readonly flush = (): void => {
+    this.#scheduled = false;
+    if (this.#inFlight !== null || this.#ops.length === 0) return;
+    const ops = this.#ops;
+    this.#inFlight = this.#waiters;
+    this.#ops = [];
+    this.#waiters = [];
+    this.#send(ops);
   };
+
+  /** The batch out was committed: its writes' results, in order. */
+  committed(results: unknown[]): void {
+    const waiters = this.#take();
+    for (const [i, w] of waiters.entries()) w.resolve(results[i]);
+    this.#next();
+  }
+
+  /** The batch out was rolled back. */
+  failed(err: unknown): void {
+    for (const w of this.#take()) w.reject(err);
+    this.#next();
+  }
+
+  /** Fails every write, sent or not (the writer is gone). */
+  stop(err: unknown): void {
+    const waiters = [...(this.#inFlight ?? []), ...this.#waiters];
+    this.#inFlight = null;
+    this.#ops = [];
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+    this.#next();
+  }
+
+  /** Resolves once nothing is queued or out. */
+  idle(): Promise<void> {
+    this.flush();
+    if (this.#inFlight === null) return Promise.resolve();
+    return new Promise((resolve) => (this.#onIdle = resolve));
+  }
+
+  #take(): Waiter[] {
+    const waiters = this.#inFlight ?? [];
+    this.#inFlight = null;
+    return waiters;
+  }
+
+  #next(): void {
+    this.flush();
+    if (this.#inFlight === null && this.#onIdle) {
+      const onIdle = this.#onIdle;
+      this.#onIdle = null;
+      onIdle();
+    }
+  }
 }

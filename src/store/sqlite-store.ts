@@ -4,7 +4,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { StoreUnavailable } from './errors.ts';
-import { storeError } from './group-commit.ts';
+import { GroupCommit, storeError } from './group-commit.ts';
 import { migrate } from './sqlite-schema.ts';
 import {
   WRITER_URL,
@@ -56,6 +56,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** After a commit that queued receipts: the receipt subscriptions that got them. */
   onReceipts?: (subscriptions: Buffer[]) => void;
+  /** User agents whose stored-message counts the writer keeps in memory (default 50,000; 0: none). */
+  countCacheSize?: number;
 }
 
 export const DEFAULT_RECEIPT_TTL_MS = 24 * 3600 * 1000;
@@ -126,11 +128,6 @@ function toReceipt(r: ReceiptRow): QueuedReceipt {
   };
 }
 
-interface Waiter {
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * What to post of a Buffer: posting a view copies its whole ArrayBuffer (a pooled Buffer's is
  * 8 kB, a request body's the socket's chunk), so one that is not alone in its memory is copied.
@@ -150,12 +147,7 @@ export class SqliteStore implements Store {
   readonly #onWritable: (failure: Error | null) => void;
   readonly #onReceipts: (subscriptions: Buffer[]) => void;
   readonly #q;
-  /** This turn's writes, sent as one batch on setImmediate. */
-  #ops: BatchMessage['ops'] = [];
-  #waiters: Waiter[] = [];
-  /** The batches sent and not answered yet, oldest first. */
-  #inFlight: Waiter[][] = [];
-  #drained: (() => void) | null = null;
+  readonly #tx: GroupCommit<BatchMessage['ops'][number]>;
   /** Why the last write failed, until one succeeds again. */
   #writeFailure: Error | null = null;
   /** Set when the writer thread is gone: every write fails with it. */
@@ -180,11 +172,15 @@ export class SqliteStore implements Store {
       maxStoredPerSubscription: opts.maxStoredPerSubscription ?? maxStoredPerUserAgent,
       maxChannelsPerUserAgent: opts.maxChannelsPerUserAgent ?? Number.MAX_SAFE_INTEGER,
       receiptTtlMs: opts.receiptTtlMs ?? DEFAULT_RECEIPT_TTL_MS,
+      countCacheSize: opts.countCacheSize ?? 50_000,
     };
     this.#writer = new Worker(WRITER_URL, { workerData: { sqliteWriter: writerOptions } });
-    // it keeps the process alive only while a batch waits for its answer
     this.#writer.unref();
     this.#writer.on('message', this.#onReply);
+    this.#tx = new GroupCommit((ops) => {
+      this.#writer.ref();
+      this.#writer.postMessage({ now: this.#now(), ops } satisfies BatchMessage);
+    });
     this.#writer.on('error', (err) => this.#stop(new StoreUnavailable(`store writer failed: ${err.message}`, { cause: err })));
     this.#writer.on('exit', () => this.#stop(new StoreUnavailable('store writer stopped')));
     const p = (sql: string) => this.#db.prepare(sql);
@@ -206,36 +202,10 @@ export class SqliteStore implements Store {
     };
   }
 
-  /** Queues a write into this turn's batch; resolves with its result once the batch is committed. */
+  /** Queues a write into the next batch; resolves with its result once the batch is committed. */
   #write<K extends WriteName>(name: K, ...args: WriteArgs<K>): Promise<WriteResult<K>> {
     if (this.#stopped) return Promise.reject(this.#stopped);
-    return new Promise((resolve, reject) => {
-      if (this.#ops.length === 0) setImmediate(this.#send);
-      this.#ops.push([name, args]);
-      this.#waiters.push({ resolve: resolve as (value: unknown) => void, reject });
-    });
-  }
-
-  readonly #send = (): void => {
-    if (this.#ops.length === 0) return;
-    const batch: BatchMessage = { now: this.#now(), ops: this.#ops };
-    const waiters = this.#waiters;
-    this.#ops = [];
-    this.#waiters = [];
-    if (this.#stopped) {
-      for (const w of waiters) w.reject(this.#stopped);
-      return;
-    }
-    if (this.#inFlight.length === 0) this.#writer.ref();
-    this.#inFlight.push(waiters);
-    this.#writer.postMessage(batch);
-  };
-
-  /** Settles the oldest batches; afterwards the writer no longer keeps the process alive if none is left. */
-  #settled(): void {
-    if (this.#inFlight.length > 0) return;
-    this.#writer.unref();
-    this.#drained?.();
+    return this.#tx.run([name, args]);
   }
 
   readonly #onReply = (reply: WriterReply): void => {
@@ -243,29 +213,26 @@ export class SqliteStore implements Store {
       const err = deserialize(reply.error);
       const first = this.#writeFailure === null;
       this.#writeFailure = err;
-      for (const batch of this.#inFlight.splice(0, reply.batches)) for (const w of batch) w.reject(err);
+      this.#tx.failed(err);
       if (first) this.#onWritable(err);
-      return this.#settled();
+    } else {
+      if (this.#writeFailure) {
+        this.#writeFailure = null;
+        this.#onWritable(null);
+      }
+      this.#onCommit(reply.ms, reply.results.length);
+      this.#tx.committed(reply.results);
+      // synchronous, so that receipt monitors hear of their receipts before any writer's continuation runs
+      if (reply.receipts.length > 0) this.#onReceipts(reply.receipts.map(buf));
     }
-    if (this.#writeFailure) {
-      this.#writeFailure = null;
-      this.#onWritable(null);
-    }
-    this.#onCommit(reply.ms, reply.writes);
-    for (const [i, results] of this.#inFlight.splice(0, reply.results.length).entries()) {
-      const values = reply.results[i]!;
-      for (const [j, w] of results.entries()) w.resolve(values[j]);
-    }
-    // synchronous, so that receipt monitors hear of their receipts before any writer's continuation runs
-    if (reply.receipts.length > 0) this.#onReceipts(reply.receipts.map(buf));
-    this.#settled();
+    // it keeps the process alive only while a batch waits for its answer
+    if (!this.#tx.busy) this.#writer.unref();
   };
 
   #stop(err: Error): void {
     if (this.#stopped) return;
     this.#stopped = err;
-    for (const batch of this.#inFlight.splice(0)) for (const w of batch) w.reject(err);
-    this.#drained?.();
+    this.#tx.stop(err);
   }
 
   /** A read, with its failure reported the way the Store seam does (StoreUnavailable). */
@@ -413,14 +380,13 @@ export class SqliteStore implements Store {
     return (await this.sweep()).expired.length;
   }
 
-  /** Sends this turn's writes, waits for every answer, then stops the writer and closes the file. */
+  /** Sends the writes queued, waits for every answer, then stops the writer and closes the file. */
   async close(): Promise<void> {
-    this.#send();
-    if (this.#inFlight.length > 0 && !this.#stopped) await new Promise<void>((resolve) => (this.#drained = resolve));
+    await this.#tx.idle();
     if (!this.#stopped) {
       const exited = new Promise((resolve) => this.#writer.once('exit', resolve));
       this.#stopped = new StoreUnavailable('the store is closed');
-      // the process waits for the last commit and the file's close
+      // the process waits for the writer to close the file
       this.#writer.ref();
       this.#writer.postMessage('close');
       await exited;

@@ -1,13 +1,12 @@
 // The SQLite store's writer: a worker thread that owns every write of the database, so that
 // statements and the commit's fsync run beside the event loop instead of blocking it. The
-// event loop sends each of its turns' writes as one batch (src/store/sqlite-store.ts); the
-// writer runs them in its group commit (./group-commit.ts) and answers each batch once the
-// commit is durable. Reads stay on the event loop's own connection: in WAL mode they see every
+// event loop sends its writes in batches (the group commit of ./group-commit.ts); the writer
+// runs each batch as one transaction and answers it once the commit is durable. Reads stay on the event loop's own connection: in WAL mode they see every
 // committed transaction and never wait for this one.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { StoreUnavailable } from './errors.ts';
-import { GroupCommit } from './group-commit.ts';
+import { transaction } from './group-commit.ts';
 import { URGENCIES, type EncodingHeaders, type ReceiptStatus, type Urgency } from './types.ts';
 
 /** This module, started as the writer thread by the store. */
@@ -21,10 +20,21 @@ export interface WriterOptions {
   maxStoredPerSubscription: number;
   maxChannelsPerUserAgent: number;
   receiptTtlMs: number;
+  /** User agents whose stored-message counts are kept in memory (0: counted by a query on every save). */
+  countCacheSize: number;
 }
 
 /** Buffers cross threads as Uint8Arrays; SQLite binds either. */
 type Bytes = Uint8Array;
+
+/** An id as a Map key (one char per byte). */
+const keyOf = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** The messages stored for one user agent: in all, and per subscription (by `keyOf(chid)`). */
+interface Counts {
+  total: number;
+  subs: Map<string, number>;
+}
 
 /** A message to save, as the writer gets it (`NewMessage` without what the answer does not need). */
 export interface MessageToSave {
@@ -51,6 +61,12 @@ export class Writer {
   readonly #q;
   /** Receipt subscriptions that got receipts in this turn (told to the store after its commit). */
   #receipts: Bytes[] = [];
+  /**
+   * Stored-message counts of the user agents last written to, oldest first: the caps are checked
+   * without counting rows. This thread is the only writer, so they stay true; a rolled-back
+   * batch forgets them all.
+   */
+  readonly #counts = new Map<string, Counts>();
 
   constructor(db: DatabaseSync, o: WriterOptions) {
     this.#o = o;
@@ -77,8 +93,7 @@ export class Writer {
       uaReceipts: receiptsOf('uaid = ?2'),
       delUaSubs: p('DELETE FROM subscriptions WHERE uaid = ?'),
       delUaMessages: p('DELETE FROM messages WHERE uaid = ?'),
-      countUa: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? LIMIT ?)'),
-      countSub: p('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND chid = ? LIMIT ?)'),
+      countBySub: p('SELECT chid, count(*) AS n FROM messages WHERE uaid = ? GROUP BY chid'),
       countChannels: p('SELECT count(*) AS n FROM (SELECT 1 FROM subscriptions WHERE uaid = ? LIMIT ?)'),
       topicId: p('SELECT id, receipt FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
       delById: p('DELETE FROM messages WHERE id = ?'),
@@ -101,6 +116,38 @@ export class Writer {
       probe: p('INSERT INTO write_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1'),
       putBroadcast: p('INSERT INTO broadcasts (id, version) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET version = ?2'),
     } satisfies Record<string, StatementSync>;
+  }
+
+  /** A batch was rolled back: the counts may count what it undid. */
+  forgetCounts(): void {
+    this.#counts.clear();
+  }
+
+  #countsOf(uaid: Bytes): Counts {
+    const key = keyOf(uaid);
+    let c = this.#counts.get(key);
+    if (c) return c;
+    c = { total: 0, subs: new Map() };
+    for (const r of this.#q.countBySub.all(uaid) as unknown as { chid: Bytes; n: number }[]) {
+      c.subs.set(keyOf(r.chid), r.n);
+      c.total += r.n;
+    }
+    if (this.#o.countCacheSize > 0) {
+      if (this.#counts.size >= this.#o.countCacheSize) this.#counts.delete(this.#counts.keys().next().value!);
+      this.#counts.set(key, c);
+    }
+    return c;
+  }
+
+  /** One message of the subscription more (1) or less (-1), for a user agent whose counts are kept. */
+  #count(uaid: Bytes, chid: Bytes, delta: number): void {
+    const c = this.#counts.get(keyOf(uaid));
+    if (!c) return;
+    const k = keyOf(chid);
+    const n = (c.subs.get(k) ?? 0) + delta;
+    c.total += delta;
+    if (n > 0) c.subs.set(k, n);
+    else c.subs.delete(k);
   }
 
   /** The receipt subscriptions of the turn just ended (committed or not). */
@@ -135,6 +182,7 @@ export class Writer {
     const existed = this.#q.delSub.run(uaid, chid).changes > 0;
     if (existed) this.#queue410(this.#q.subReceipts, now, uaid, chid);
     this.#q.delSubMessages.run(uaid, chid);
+    this.#counts.delete(keyOf(uaid));
     return existed;
   }
 
@@ -145,6 +193,7 @@ export class Writer {
     if (idle && !existed) return false;
     this.#queue410(this.#q.uaReceipts, now, uaid);
     this.#q.delUaMessages.run(uaid);
+    this.#counts.delete(keyOf(uaid));
     this.#q.delUaSubs.run(uaid);
     return existed;
   }
@@ -164,11 +213,11 @@ export class Writer {
     const replaced =
       m.topic === null ? undefined : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number; receipt: Bytes | null } | undefined);
     if (!replaced) {
-      // the subscription's own cap first: one sender cannot use up the user agent's total
-      const perSub = this.#o.maxStoredPerSubscription;
-      if ((this.#q.countSub.get(m.uaid, m.chid, perSub) as { n: number }).n >= perSub) return { ok: false, reason: 'too-many-stored' };
-      const perUa = this.#o.maxStoredPerUserAgent;
-      if ((this.#q.countUa.get(m.uaid, perUa) as { n: number }).n >= perUa) return { ok: false, reason: 'too-many-stored' };
+      // the subscription's own cap and the user agent's: one refusal for both
+      const c = this.#countsOf(m.uaid);
+      if ((c.subs.get(keyOf(m.chid)) ?? 0) >= this.#o.maxStoredPerSubscription || c.total >= this.#o.maxStoredPerUserAgent) {
+        return { ok: false, reason: 'too-many-stored' };
+      }
     } else {
       this.#q.delById.run(replaced.id);
       // RFC 8030 5.4: the replaced message will never be acknowledged
@@ -190,13 +239,16 @@ export class Writer {
       m.body,
       receiptId,
     );
+    if (!replaced) this.#count(m.uaid, m.chid, 1);
     return { ok: true, id: Number(lastInsertRowid), expiresAt, replacedId: replaced?.id ?? null };
   }
 
   deleteMessage(now: number, uaid: Bytes, chid: Bytes, id: number): boolean {
     const row = this.#q.delMessage.get(id, uaid, chid) as { receipt: Bytes | null } | undefined;
-    if (row?.receipt) this.#queueReceipt(now, row.receipt, uaid, chid, id, 204);
-    return row !== undefined;
+    if (!row) return false;
+    if (row.receipt) this.#queueReceipt(now, row.receipt, uaid, chid, id, 204);
+    this.#count(uaid, chid, -1);
+    return true;
   }
 
   deleteReceipt(_now: number, seq: number): void {
@@ -206,6 +258,7 @@ export class Writer {
   sweep(now: number): { expired: { uaid: Bytes; chid: Bytes; id: number }[]; receipts: number; receiptSubscriptions: Bytes[] } {
     this.#queue410(this.#q.sweepReceiptsOfExpired, now, now);
     const expired = this.#q.sweepMessages.all(now) as unknown as { uaid: Bytes; chid: Bytes; id: number }[];
+    for (const e of expired) this.#count(e.uaid, e.chid, -1);
     const receipts = Number(this.#q.sweepReceipts.run(now).changes);
     const receiptSubscriptions = (this.#q.sweepReceiptSubs.all(now) as unknown as { id: Bytes }[]).map((r) => r.id);
     for (const id of receiptSubscriptions) this.#q.delReceiptsOf.run(id);
@@ -221,11 +274,11 @@ export class Writer {
   }
 }
 
-export type WriteName = Exclude<keyof Writer, 'takeReceipts'>;
+export type WriteName = Exclude<keyof Writer, 'takeReceipts' | 'forgetCounts'>;
 export type WriteArgs<K extends WriteName> = Parameters<Writer[K]> extends [number, ...infer A] ? A : never;
 export type WriteResult<K extends WriteName> = ReturnType<Writer[K]>;
 
-/** One event-loop turn's writes: [name, args without the time][], and the time of the turn. */
+/** A batch of writes: [name, args without the time][], and the time it was sent. */
 export interface BatchMessage {
   now: number;
   ops: [WriteName, unknown[]][];
@@ -236,10 +289,10 @@ export interface SerializedError {
   unavailable: boolean;
 }
 
-/** What the writer answers: each message settles the oldest `batches` batches sent, in order. */
+/** What the writer answers to each batch, in order. */
 export type WriterReply =
-  | { kind: 'commit'; ms: number; writes: number; results: unknown[][]; receipts: Bytes[] }
-  | { kind: 'failure'; batches: number; error: SerializedError };
+  | { kind: 'commit'; ms: number; results: unknown[]; receipts: Bytes[] }
+  | { kind: 'failure'; error: SerializedError };
 
 function serialize(err: unknown): SerializedError {
   return { message: err instanceof Error ? err.message : String(err), unavailable: err instanceof StoreUnavailable };
@@ -250,24 +303,25 @@ function serve(port: MessagePort, o: WriterOptions): void {
   db.exec(`PRAGMA synchronous = ${o.synchronous === 'normal' ? 'NORMAL' : 'FULL'}; PRAGMA busy_timeout = ${o.busyTimeoutMs};`);
   const writer = new Writer(db, o);
   const calls = writer as unknown as Record<WriteName, (now: number, ...args: unknown[]) => unknown>;
-  const tx = new GroupCommit<unknown[]>(db, {
-    onCommit: (ms, writes, results) => port.postMessage({ kind: 'commit', ms, writes, results, receipts: writer.takeReceipts() } satisfies WriterReply),
-    onFailure: (err, batches) => {
-      writer.takeReceipts();
-      port.postMessage({ kind: 'failure', batches: batches.length, error: serialize(err) } satisfies WriterReply);
-    },
-  });
   port.on('message', (msg: BatchMessage | 'close') => {
     if (msg === 'close') {
-      tx.flush();
       db.close();
       port.close();
       return;
     }
     const results: unknown[] = [];
-    tx.run(results, msg.ops.length, () => {
-      for (const [name, args] of msg.ops) results.push(calls[name].call(writer, msg.now, ...args));
-    });
+    let reply: WriterReply;
+    try {
+      const ms = transaction(db, () => {
+        for (const [name, args] of msg.ops) results.push(calls[name].call(writer, msg.now, ...args));
+      });
+      reply = { kind: 'commit', ms, results, receipts: writer.takeReceipts() };
+    } catch (err) {
+      writer.takeReceipts();
+      writer.forgetCounts();
+      reply = { kind: 'failure', error: serialize(err) };
+    }
+    port.postMessage(reply);
   });
 }
 

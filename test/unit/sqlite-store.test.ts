@@ -72,6 +72,62 @@ test('close() commits the writes of the current turn before it closes the file',
   await again.store.close();
 });
 
+describe('stored-message counts kept in memory', () => {
+  // countCacheSize 1: every switch between the two user agents evicts the other's counts
+  for (const countCacheSize of [1, 0]) {
+    test(`the caps hold across acks, expiry, unsubscribe, a rolled-back batch and eviction (cache of ${countCacheSize})`, async () => {
+      let now = 1_000_000;
+      const path = tempPath();
+      const { store } = open({ path, countCacheSize, maxStoredPerUserAgent: 3, maxStoredPerSubscription: 2, now: () => now });
+      const refused = { ok: false, reason: 'too-many-stored' };
+      const a = sub();
+      const b = sub(a.uaid);
+      const other = sub();
+      for (const s of [a, b, other]) await store.putSubscription(s);
+      const a1 = await save(store, message(a, { createdAt: now }));
+      await save(store, message(a, { createdAt: now, ttl: 1 }));
+      await save(store, message(other, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(a, { createdAt: now })), refused, 'a holds its 2');
+      await save(store, message(b, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(b, { createdAt: now })), refused, 'the user agent holds its 3');
+
+      assert.equal(await store.deleteMessage(a.uaid, a.chid, a1), true);
+      assert.equal(await store.deleteMessage(a.uaid, a.chid, a1), false, 'a second ack counts nothing');
+      await save(store, message(b, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(b, { createdAt: now })), refused, 'b holds its 2');
+
+      now += 2000;
+      assert.equal((await store.sweep()).expired.length, 1, "a's short-lived one expired");
+      await save(store, message(a, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(a, { createdAt: now })), refused);
+
+      assert.equal(await store.deleteSubscription(b.uaid, b.chid), true);
+      await store.putSubscription(b);
+      await save(store, message(b, { createdAt: now }));
+      await save(store, message(a, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(b, { createdAt: now })), refused, 'a 2 and b 1: the user agent is full again');
+
+      // a batch whose last write fails keeps none of its writes, and counts none of them
+      const db = new DatabaseSync(path);
+      db.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.topic = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+      const [x, y] = [sub(), sub()];
+      await store.putSubscription(x);
+      await store.putSubscription(y);
+      const batch = [store.saveMessage(message(x, { createdAt: now })), store.saveMessage(message(x, { createdAt: now, topic: 'bad' }))];
+      await assert.rejects(Promise.all(batch), /refused/);
+      await Promise.allSettled(batch);
+      db.exec('DROP TRIGGER refuse');
+      db.close();
+      await save(store, message(x, { createdAt: now }));
+      await save(store, message(x, { createdAt: now }));
+      assert.deepEqual(await store.saveMessage(message(x, { createdAt: now })), refused, 'x holds exactly its 2');
+      assert.equal((await store.pendingMessages(x.uaid, 0, 10)).length, 2);
+      assert.equal((await store.pendingMessages(other.uaid, 0, 10)).length, 1);
+      await store.close();
+    });
+  }
+});
+
 describe('schema migration', () => {
   // The schema webpushd wrote before it versioned its database files (user_version 0).
   const UNVERSIONED = `
