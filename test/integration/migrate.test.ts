@@ -4,19 +4,22 @@
 // through the Redis store, on one Redis and on a Redis Cluster, and a new message gets an id
 // after every copied one.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { migrateToRedis } from '../../src/cli/migrate.ts';
+import { MigrateRefused, migrateToRedis } from '../../src/cli/migrate.ts';
 import { DB_FILE } from '../../src/server.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { Store } from '../../src/store/types.ts';
+import { Sealer } from '../../src/tokens/sealer.ts';
 import { loadOrCreateSecrets } from '../../src/tokens/secret-file.ts';
 import { message, save } from '../contract/store-contract.ts';
 import { skipWithoutRedis, startRedisCluster, startRedisServer } from '../helpers/redis-server.ts';
+import { startTestServer } from '../helpers/server.ts';
+import { TestUserAgent } from '../helpers/ua-client.ts';
 
 const skip = skipWithoutRedis();
 const NOW = Date.now();
@@ -94,3 +97,36 @@ async function copied(url: string): Promise<void> {
     await store.close();
   }
 }
+
+test('a data dir with only a secret.key copies just its secrets; a node then starts on it and seals with them', { skip }, async () => {
+  const redis = await startRedisServer();
+  const dataDir = mkdtempSync(join(tmpdir(), 'webpushd-migrate-'));
+  dirs.push(dataDir);
+  try {
+    await assert.rejects(migrateToRedis({ dataDir, store: redis.url, merge: false }), (err: Error) => err instanceof MigrateRefused && /nothing to copy/.test(err.message));
+    const [secret] = loadOrCreateSecrets(dataDir);
+    assert.deepEqual(await migrateToRedis({ dataDir, store: redis.url, merge: false }), {
+      secrets: 1,
+      broadcasts: 0,
+      receiptSubscriptions: 0,
+      userAgents: 0,
+      userAgentsKept: 0,
+      subscriptions: 0,
+      messages: 0,
+      receipts: 0,
+    });
+    const node = await startTestServer({ store: redis.url, dataDir });
+    try {
+      assert.equal(node.secretsCreated, false);
+      const ua = await TestUserAgent.connect(node.wsUrl);
+      await ua.hello();
+      const url = (await ua.register(randomUUID())).pushEndpoint as string;
+      await ua.close();
+      assert.ok(new Sealer([secret!]).open(new URL(url).pathname.split('/').pop()!), 'sealed by the file\'s secret');
+    } finally {
+      await node.close();
+    }
+  } finally {
+    await redis.stop();
+  }
+});
