@@ -16,9 +16,19 @@ export interface TestServer extends WebPushServer {
   readonly wsUrl: string;
 }
 
+/** WEBPUSHD_TEST_STORE names a Redis store for the test servers. */
+export const onRedis = Boolean(process.env.WEBPUSHD_TEST_STORE);
+
+/**
+ * The `skip` option of a test of what only SQLite has (a database file, its disk quota, a
+ * restart on the same data dir as the way to the same store), under WEBPUSHD_TEST_STORE.
+ */
+export const skipOnRedis = (reason: string): string | false => (onRedis ? `SQLite only: ${reason}` : false);
+
+/** `overrides.store` set, even to undefined (SQLite), keeps WEBPUSHD_TEST_STORE out. */
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'webpushd-test-'));
-  const kind = overrides.store === undefined ? process.env.WEBPUSHD_TEST_STORE : undefined;
+  const kind = 'store' in overrides ? undefined : process.env.WEBPUSHD_TEST_STORE;
   const redis = kind === 'redis' ? await startRedisServer() : kind === 'redis-cluster' ? await startRedisCluster() : null;
   const config: Config = { ...DEFAULTS, host: '127.0.0.1', port: 0, sync: 'normal', ...(redis ? { store: redis.url } : {}), ...overrides, dataDir };
   const server = await startServer(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { DEFAULTS } from '../../src/config.ts';
 import { DB_FILE, startServer } from '../../src/server.ts';
 import { aes128gcmBody } from '../helpers/bodies.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { skipOnRedis, startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 
 interface Answer {
@@ -105,7 +105,7 @@ describe('subscriptions without end', () => {
   });
 });
 
-describe('a disk filled with messages', () => {
+describe('a disk filled with messages', { skip: skipOnRedis('the disk quota guards the database file') }, () => {
   test('past --max-store-size new messages get 507 errno 126; TTL 0 and subscriptions still work', async () => {
     await withServer({ maxStoreMib: 1, maxStoredPerSubscription: 100_000, maxStoredPerUserAgent: 100_000, rateLimitSubscription: 0 }, async (s) => {
       const [endpoint] = await offlineUserAgent(s, 1);
@@ -138,7 +138,7 @@ describe('a disk filled with messages', () => {
   });
 });
 
-describe('the data dir', () => {
+describe('the data dir', { skip: skipOnRedis('the database file\'s modes') }, () => {
   const modeOf = (path: string) => statSync(path).mode & 0o777;
 
   test('is created 0700 with every file in it 0600', async () => {

@@ -16,7 +16,7 @@ import { REDACTED, redacting } from '../../src/observability/logging.ts';
 import { startServer } from '../../src/server.ts';
 import { aes128gcmBody } from '../helpers/bodies.ts';
 import { H2Client } from '../helpers/h2-client.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { onRedis, startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 
 type Samples = Map<string, number>;
@@ -235,11 +235,11 @@ describe('metrics follow the traffic', () => {
         [DELIVERED_WS]: 1,
         [ACKED]: 1,
         [EXPIRED]: 0,
-        // one write each: the message saved, the message deleted by the ack
-        [COMMIT_WRITES]: 2,
+        // one write each: the message saved, the message deleted by the ack (SQLite's group commits)
+        ...(onRedis ? {} : { [COMMIT_WRITES]: 2 }),
       });
       const commits = value(acked, COMMITS) - value(before, COMMITS);
-      assert.ok(commits >= 1 && commits <= 2, `commits: ${commits}`);
+      assert.ok(onRedis ? commits === 0 : commits >= 1 && commits <= 2, `commits: ${commits}`);
       const latency = value(acked, 'webpushd_delivery_latency_seconds_sum') - value(before, 'webpushd_delivery_latency_seconds_sum');
       assert.ok(latency >= 0 && latency < 5, `latency ${latency}`);
 
@@ -247,7 +247,7 @@ describe('metrics follow the traffic', () => {
       const ephemeral = await post(endpoint, aes128gcmBody('now-or-never'), 0);
       assert.equal(ephemeral.status, 201);
       await ua.next('notification');
-      await expectDeltas(s, acked, { [ACCEPTED]: 1, [STORED_TOTAL]: 0, [DELIVERED_WS]: 1, [LATENCY_COUNT]: 1, [COMMIT_WRITES]: 0 });
+      await expectDeltas(s, acked, { [ACCEPTED]: 1, [STORED_TOTAL]: 0, [DELIVERED_WS]: 1, [LATENCY_COUNT]: 1, ...(onRedis ? {} : { [COMMIT_WRITES]: 0 }) });
     } finally {
       await ua.close();
     }

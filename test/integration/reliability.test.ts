@@ -13,7 +13,7 @@ import { closeReason, MAX_CLOSE_REASON_BYTES } from '../../src/connect/protocol.
 import { DB_FILE } from '../../src/server.ts';
 import { StoreUnavailable } from '../../src/store/errors.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { skipOnRedis, startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -159,7 +159,7 @@ describe('a store that fails', () => {
 });
 
 describe('a write that fails half way', () => {
-  test('keeps none of its statements: a Topic replacement whose insert fails keeps the old message', async () => {
+  test('keeps none of its statements: a Topic replacement whose insert fails keeps the old message', { skip: skipOnRedis('breaks a statement in the database file (Redis runs a function whole or not at all)') }, async () => {
     const server = await startTestServer();
     const other = new DatabaseSync(join(server.dataDir, DB_FILE));
     try {
