@@ -42,7 +42,8 @@ export function receiptsCommand(): Command {
     )
     .addOption(new Option('--url <url>', 'the receipt subscription ("receiptSubscription" of `send --receipt`)').argParser(receiptUrl).makeOptionMandatory())
     .addOption(new Option('--nowait', 'print the receipts waiting now, then exit (Prefer: wait=0)'))
-    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa));
+    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   traceOptions(listen).action(async (o: ListenOpts) => {
     const controller = new AbortController();
     const stop = () => controller.abort();

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID, type ECDH } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decryptMessage } from '../../src/crypto/webpush.ts';
@@ -185,5 +185,23 @@ describe('webpushd send --subscriptions', () => {
       new Set([JSON.stringify([204, true])]),
     );
     assert.deepEqual(new Set(receipts.map((r) => r.message)), new Set(out.slice(0, 2).map((l) => l.location)));
+  });
+
+  test('on a terminal: a progress bar on stderr, cleared at the end', async (t) => {
+    if (!existsSync('/usr/bin/script')) return t.skip('needs script(1) for a terminal');
+    const ua = agents[1]!;
+    const subs = [await subscribe(ua), await subscribe(ua), await subscribe(ua)];
+    const file = join(dir, 'tty.json');
+    writeFileSync(file, JSON.stringify(subs.map((s) => s.json)));
+    const command = [BIN, 'send', '--subscriptions', file, '--ttl', '60', '--ca', cert.certFile].map((a) => `'${a}'`).join(' ');
+    const run = await new Promise<Run>((resolve) =>
+      execFile('/usr/bin/script', ['-qec', command, '/dev/null'], { timeout: 30_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
+      ),
+    );
+    assert.equal(run.code, 0, run.stdout);
+    assert.ok(run.stdout.includes(`\r[${'#'.repeat(30)}] 3/3 sent 3 gone 0 failed 0\r\x1b[K`), `the full bar, then cleared: ${JSON.stringify(run.stdout)}`);
+    assert.match(run.stdout, /"summary":\{"total":3,"sent":3,"gone":0,"failed":0,/);
+    for (let i = 0; i < 3; i++) await ua.next('notification');
   });
 });
