@@ -60,8 +60,10 @@ export function serveCommand(): Command {
       process.exit(1);
     }
     const newSecret = server.secretsCreated;
-    if (newSecret) log.info({ dataDir: config.dataDir }, 'created a new token secret: a new set of push URLs (those of any other data dir answer 404 here)');
-    process.stderr.write(`${startLine(server.url, config.demo === 'on', config.dataDir, newSecret)}\n`);
+    const inRedis = config.store !== undefined && config.secrets === 'store';
+    if (newSecret && inRedis) log.info('created a new token secret in Redis: a new set of push URLs for every node');
+    else if (newSecret) log.info({ dataDir: config.dataDir }, 'created a new token secret: a new set of push URLs (those of any other data dir answer 404 here)');
+    process.stderr.write(`${startLine(server.url, config.demo === 'on', config.dataDir, newSecret, inRedis)}\n`);
     let stopping = false;
     const stop = (signal: string) => {
       // A repeated signal (impatient supervisor, Ctrl-C twice) must not kill the process
@@ -100,15 +102,17 @@ export function serveCommand(): Command {
 
 /**
  * The line for a person starting the service (the JSON log is on stdout, this on stderr): where
- * the demo is, what Firefox's dom.push.serverURL must be, and which data dir holds the secret.
+ * the demo is, what Firefox's dom.push.serverURL must be, and which data dir (or Redis) holds the secret.
  */
-export function startLine(url: string, demo: boolean, dataDir: string, newSecret: boolean): string {
+export function startLine(url: string, demo: boolean, dataDir: string, newSecret: boolean, secretsInRedis = false): string {
   const ws = firefoxServerUrl(url);
   return [
     `webpushd serves ${url}`,
     demo ? `demo ${url}/demo/` : 'demo off',
     `Firefox about:config dom.push.serverURL = ${ws}${ws.startsWith('wss:') ? '' : ' (and dom.push.testing.allowInsecureServerURL = true)'}`,
-    `data dir ${dataDir} ${newSecret ? '(NEW secret created: a new set of push URLs; those of any other data dir answer 404 here)' : '(its secret keeps earlier push URLs valid)'}`,
+    secretsInRedis
+      ? `data dir ${dataDir} (token secrets in Redis${newSecret ? ': NEW secret created, a new set of push URLs' : ', keeping earlier push URLs valid'})`
+      : `data dir ${dataDir} ${newSecret ? '(NEW secret created: a new set of push URLs; those of any other data dir answer 404 here)' : '(its secret keeps earlier push URLs valid)'}`,
   ].join(' | ');
 }
 

@@ -90,6 +90,7 @@ test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topic
 
   const [a, b] = await Promise.all([startServerProcess({ args: ['--store', redis.url] }), startServerProcess({ args: ['--store', redis.url] })]);
   started.push(a!, b!);
+  for (const node of [a!, b!]) assert.match(node.output(), /\(token secrets in Redis, keeping earlier push URLs valid\)/);
 
   // the old push URL on A; its Topic replaces the copied m2
   assert.equal((await push(on(a!, endpoint), 'm4', { topic: 'news' })).status, 201);
