@@ -639,6 +639,15 @@ export class RedisStore implements Store {
     return added;
   }
 
+  /**
+   * One command on the node holding `key` (its slot's primary on a Redis Cluster), failing as a
+   * write does (StoreUnavailable): for the aggregates kept on this connection
+   * (src/aggregates/redis-aggregate-store.ts).
+   */
+  command(key: string, args: readonly (string | Buffer)[]): Promise<Reply> {
+    return this.#write(() => this.#redis.send(key, false, args));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#moves);
     if (!this.#running) return;
