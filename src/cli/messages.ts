@@ -2,24 +2,11 @@
 // `webpushd ack --url URL` (an RFC 8030 user agent acknowledges one, after `ua listen --no-ack`):
 // both are a DELETE of the message URL (RFC 8030 6.2), which the push service cannot tell apart.
 // Prints one JSON line. Exit codes: 0 done, 1 already gone (410) or refused, 2 bad arguments.
-import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { PushClient } from '../sdk/client.ts';
 import { WebPushError } from '../sdk/errors.ts';
+import { httpUrl, integer, readCa } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
-
-function messageUrl(value: string): string {
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new InvalidArgumentError('expected the http(s) URL of a message');
-  return value;
-}
-
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 interface DeleteOpts {
   url: string;
@@ -32,9 +19,9 @@ interface DeleteOpts {
 function deleteCommand(name: string, flag: string, done: string, description: string): Command {
   const cmd = new Command(name)
     .description(description)
-    .addOption(new Option(`${flag} <url>`, 'the message URL (a send\'s "location"; for a user agent, the "version" `ua listen` printed)').argParser(messageUrl).makeOptionMandatory())
+    .addOption(new Option(`${flag} <url>`, 'the message URL (a send\'s "location"; for a user agent, the "version" `ua listen` printed)').argParser(httpUrl('a message')).makeOptionMandatory())
     .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
-    .addOption(new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(Number).default(30_000));
+    .addOption(new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(integer(1)).default(30_000));
   return traceOptions(cmd)
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .action(async (o: DeleteOpts & Record<string, unknown>) => {

@@ -2,26 +2,11 @@
 // 6.3). Prints each receipt as one JSON line, {"status":204,"delivered":true,"message":URL}
 // (410: never delivered), and keeps listening until SIGINT/SIGTERM, or with --nowait until the
 // queued receipts were printed. A receipt subscription is made by `send --receipt`.
-import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { WebPushError } from '../sdk/errors.ts';
 import { listenReceipts } from '../sdk/receipts.ts';
+import { httpUrl, readCa } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
-
-function receiptUrl(value: string): string {
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
-    throw new InvalidArgumentError('expected the http(s) URL of a receipt subscription (the "receiptSubscription" of `send --receipt`)');
-  }
-  return value;
-}
-
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 interface ListenOpts {
   url: string;
@@ -40,7 +25,7 @@ export function receiptsCommand(): Command {
         '(or its sender cancelled it), {"status":410,"delivered":false,...} when it expired, was replaced (Topic) or unsubscribed. ' +
         '"message" is the "location" the send printed. Runs until SIGINT/SIGTERM (exit 0).',
     )
-    .addOption(new Option('--url <url>', 'the receipt subscription ("receiptSubscription" of `send --receipt`)').argParser(receiptUrl).makeOptionMandatory())
+    .addOption(new Option('--url <url>', 'the receipt subscription ("receiptSubscription" of `send --receipt`)').argParser(httpUrl('a receipt subscription (the "receiptSubscription" of `send --receipt`)')).makeOptionMandatory())
     .addOption(new Option('--nowait', 'print the receipts waiting now, then exit (Prefer: wait=0)'))
     .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

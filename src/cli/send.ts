@@ -11,19 +11,11 @@ import { DEFAULT_CONCURRENCY, type SendManyProgress, type SendManyResult } from 
 import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, RequestOptions, Urgency, VapidDetails } from '../sdk/types.ts';
+import { httpUrl, integer } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 const EXIT_REFUSED = 1;
 const EXIT_USAGE = 2;
-
-function integer(min: number) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}`);
-    }
-    return Number(value);
-  };
-}
 
 function topic(value: string): string {
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(value)) throw new InvalidArgumentError('expected 1 to 32 characters of A-Z a-z 0-9 - _');
@@ -79,12 +71,6 @@ export function subscriptionsArg(path: string): PushSubscription[] {
     list.push(json as PushSubscription);
   }
   return list;
-}
-
-/** A receipt subscription URL, or (no value) true: ask for a new one. */
-function receiptArg(value: string): string {
-  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new InvalidArgumentError('expected the http(s) URL of a receipt subscription');
-  return value;
 }
 
 /** The file `webpushd vapid generate` prints: {"publicKey","privateKey"} (and optionally "subject"). */
@@ -166,7 +152,7 @@ export function sendCommand(): Command {
       new Option(
         '--receipt [url]',
         'ask for a receipt (RFC 8030): into this receipt subscription, or without a URL into a new one (printed as "receiptSubscription")',
-      ).argParser(receiptArg),
+      ).argParser(httpUrl('a receipt subscription')),
     )
     .addOption(new Option('--data <text>', 'the message text (UTF-8); without --data or --file the message is empty').conflicts('file'))
     .addOption(new Option('--file <path>', 'send the bytes of this file as the message'))

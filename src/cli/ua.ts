@@ -1,13 +1,15 @@
 // `webpushd ua`: a user agent on the command line. `subscribe` prints the subscription an
 // application server needs; `listen` prints each message as one JSON line on stdout and keeps
-// running (reconnecting) until SIGINT/SIGTERM. Diagnostics go to stderr as JSON lines. Either
-// protocol: the WebSocket one of Firefox/autopush, or RFC 8030 over HTTP/2.
-import { existsSync, readFileSync } from 'node:fs';
+// running (reconnecting) until SIGINT/SIGTERM, or with --nowait (RFC 8030) until what waited was
+// printed. Diagnostics (and --trace) go to stderr as JSON lines. Either protocol: the WebSocket
+// one of Firefox/autopush, or RFC 8030 over HTTP/2.
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PushUserAgent, RetryLater, isVapidPublicKey, type UaProtocol, type UrgencyLevel } from '../ua/client.ts';
 import { URGENCY_LEVELS } from '../ua/http2-client.ts';
 import type { PushMessage } from '../ua/message.ts';
 import { toWebSocketUrl } from '../ua/websocket-client.ts';
+import { readCa } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 function parseServer(value: string): string {
@@ -22,14 +24,6 @@ function parseServer(value: string): string {
 function parseVapidKey(value: string): string {
   if (!isVapidPublicKey(value)) throw new InvalidArgumentError('expected a VAPID public key: an uncompressed P-256 point in base64url');
   return value;
-}
-
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
 }
 
 /** One diagnostic line on stderr; stdout carries only results. */

@@ -5,9 +5,8 @@
 import { SubscriptionGoneError, WebPushError, WebPushValidationError } from './errors.ts';
 import { checkOptions } from './options.ts';
 import { checkPayload } from './subscription.ts';
+import type { Payload } from './client.ts';
 import type { PushSubscription, RequestOptions, SendResult } from './types.ts';
-
-type Payload = string | Buffer | Uint8Array | null | undefined;
 
 /** Requests in flight at once by default: below the 100 streams HTTP/2 servers commonly allow a session. */
 export const DEFAULT_CONCURRENCY = 50;
