@@ -1,5 +1,5 @@
 // PushClient.sendMany against a scripted HTTP/2 push service (429 then 201, 410, 500, bounded
-// concurrency, one session) and against webpushd over HTTPS (many user agents, a gone
+// concurrency, one session; the trace of a request, a reset and a GOAWAY) and against webpushd over HTTPS (many user agents, a gone
 // subscription, one shared receipt subscription and its receipts, cancelling a message).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { createSubscriberKeys } from '../helpers/decrypt.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until } from '../helpers/wait.ts';
 
 let cert: TestCertificate;
 before(() => {
@@ -38,9 +39,15 @@ describe('sendMany against a scripted push service', () => {
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
       stream.resume();
+      stream.on('error', () => {}); // the reset this server makes itself
       stream.on('end', () =>
         setTimeout(() => {
           inFlight -= 1;
+          if (path.startsWith('/reset')) {
+            stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+            stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+            return;
+          }
           if (path.startsWith('/gone')) stream.respond({ ':status': 410 });
           else if (path.startsWith('/down')) stream.respond({ ':status': 500 });
           else if (path.startsWith('/flaky') && n === 1) stream.respond({ ':status': 429, 'retry-after': '0' });
@@ -129,6 +136,14 @@ describe('sendMany against a scripted push service', () => {
       assert.equal((response.headers as Record<string, unknown>)[':status'], 201);
       assert.equal(typeof request.stream, 'number');
       assert.equal(response.stream, request.stream);
+
+      // a reset stream and the GOAWAY after it, with their codes
+      events.length = 0;
+      await assert.rejects(client.sendNotification({ endpoint: `${origin}/reset/traced` }, null, { TTL: 60, tls: { ca: cert.cert }, retries: 0 }));
+      const reset = events.find((e) => e.event === 'rst_stream');
+      assert.deepEqual([typeof reset?.stream, reset?.code], ['number', http2.constants.NGHTTP2_INTERNAL_ERROR]);
+      await until(() => events.some((e) => e.event === 'goaway'), 'the GOAWAY traced', 2_000);
+      assert.equal(events.find((e) => e.event === 'goaway')!.code, http2.constants.NGHTTP2_NO_ERROR);
     } finally {
       await client.close();
     }
