@@ -1,7 +1,8 @@
 // The latency probe, forked by bench/push-throughput.ts: one user agent of its own and an
 // application server posting numbered messages to it at a low fixed rate, timing each from the
 // start of its POST to the notification's arrival on the WebSocket (both clocks in this process).
-//   connect {url}                 -> {endpoint}
+//   connect {url, postTo?}        -> {endpoint}; with postTo (an origin), posts go there instead
+//                                    of the node the probe is connected to (cross-node latency)
 //   start {rate}                  -> starts posting
 //   stop {drainMs}                -> stops, waits for late notifications, returns the samples
 import { randomUUID } from 'node:crypto';
@@ -34,7 +35,7 @@ function onNotification(m: Record<string, unknown>): void {
   samples.push(at - started);
 }
 
-async function connect(url: string): Promise<{ endpoint: string }> {
+async function connect(url: string, postTo?: string): Promise<{ endpoint: string }> {
   const socket = new WebSocket(url, ['push-notification'], { perMessageDeflate: false });
   ws = socket;
   return new Promise((resolve, reject) => {
@@ -47,6 +48,7 @@ async function connect(url: string): Promise<{ endpoint: string }> {
       if (m.messageType === 'register') {
         if (m.status !== 200 || typeof m.pushEndpoint !== 'string') return reject(new Error(`register: ${JSON.stringify(m)}`));
         endpoint = new URL(m.pushEndpoint);
+        if (postTo) endpoint.host = new URL(postTo).host;
         resolve({ endpoint: m.pushEndpoint });
       }
     });
@@ -88,7 +90,7 @@ function postOne(): void {
 serveRequests(async (req) => {
   switch (req.type) {
     case 'connect':
-      return connect(req.url as string);
+      return connect(req.url as string, req.postTo as string | undefined);
     case 'start': {
       samples = [];
       responseTimes = [];

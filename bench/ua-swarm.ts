@@ -56,7 +56,8 @@ function connectOne(url: string): Promise<{ agent: Agent; endpoint: string }> {
           const version = m.version as string;
           ws.send(JSON.stringify({ messageType: 'ack', updates: [{ channelID: m.channelID, version, code: 100 }] }));
           agent.notifications++;
-          onAck(version);
+          // message ids are per user agent on Redis: a version alone may repeat across agents
+          onAck(`${channelID}:${version}`);
           return;
         }
         case 'hello':
@@ -77,15 +78,15 @@ function connectOne(url: string): Promise<{ agent: Agent; endpoint: string }> {
   });
 }
 
-function onAck(version: string): void {
+function onAck(key: string): void {
   const w = window;
   if (!w) return;
   const now = Date.now();
-  if (w.seen.has(version)) {
+  if (w.seen.has(key)) {
     w.duplicates++;
     return;
   }
-  w.seen.add(version);
+  w.seen.add(key);
   if (w.acked === 0) w.firstAckAt = now;
   w.acked++;
   w.lastAckAt = now;

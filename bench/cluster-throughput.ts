@@ -1,0 +1,512 @@
+// Cluster benchmark: webpushd on Redis next to one SQLite node and the in-memory relay
+// (bench/baseline-relay.ts), all measured in the same run on this machine.
+//
+//   node_modules/.bin/node bench/cluster-throughput.ts [options]
+//     --connections N       user agents receiving the load (1000)
+//     --messages M          messages per load round (20000)
+//     --repeat R            load rounds per target, medians reported (3)
+//     --warmup W            messages sent before measuring (2000)
+//     --fsync LIST          Redis appendfsync modes to measure: always, everysec or both (both)
+//     --rate X              the fixed rate of the latency phase, messages/s (2000)
+//     --rate-seconds T      its length (10)
+//     --probe-rate P        latency probe messages per second, in every phase (20)
+//     --idle-connections K  idle user agents for the Redis node's memory phase, 0 skips it (5000)
+//     --clients C --streams S  h2load -c (50) and -m (4) of the load rounds
+//     --cpu-prof            profile the webpushd processes (saved under bench/profiles/, summarized)
+//     --json FILE           also write every figure as JSON
+//
+// Targets, each on fresh processes: the relay; webpushd on SQLite (--sync full); per fsync mode,
+// one webpushd node on a private redis-server (appendonly yes) and two nodes on one such Redis
+// with every message crossing nodes (user agents and probe on node 1, h2load posting to node 2).
+// Per target:
+//   1. connect N user agents (bench/ua-swarm.ts: hello + register, acknowledging every message)
+//      and the latency probe (bench/probe.ts), warm up with W messages;
+//   2. R load rounds: h2load --h1 posts M messages over the N endpoints as fast as it can while
+//      the probe posts P/s: delivered+acked msg/s (M / first-to-last ack) and the probe's
+//      POST->delivery p50/p99 under that load;
+//   3. a fixed rate: h2load posts X msg/s (10 clients, --rps X/10) for T s while the probe
+//      posts P/s: POST->delivery p50/p99 at that rate (cross-node on the two-node target);
+// then, on a fresh Redis node: memory per idle connection (node RSS, and Redis used_memory per
+// user agent) and Redis used_memory per stored message (the idle user agents gone, one message
+// posted to each, 186-byte bodies).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.ts';
+import { aes128gcmBody, procCpuSeconds, procStatusKb, sleep, summarize, type LatencySummary } from './common.ts';
+import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
+import { Helper, cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const RELAY = join(ROOT, 'bench/baseline-relay.ts');
+const SWARM = join(ROOT, 'bench/ua-swarm.ts');
+const PROBE = join(ROOT, 'bench/probe.ts');
+const MEM_REPORT = pathToFileURL(join(ROOT, 'bench/mem-report.ts')).href;
+
+const { values: argv } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '1000' },
+    messages: { type: 'string', default: '20000' },
+    repeat: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2000' },
+    fsync: { type: 'string', default: 'both' },
+    rate: { type: 'string', default: '2000' },
+    'rate-seconds': { type: 'string', default: '10' },
+    'probe-rate': { type: 'string', default: '20' },
+    'idle-connections': { type: 'string', default: '5000' },
+    clients: { type: 'string', default: '50' },
+    streams: { type: 'string', default: '4' },
+    'cpu-prof': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (argv.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]!.replace(/^\/\/ ?/gm, ''));
+  process.exit(0);
+}
+const int = (name: keyof typeof argv, min = 0): number => {
+  const n = Number(argv[name]);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
+  return n;
+};
+const N = int('connections', 1);
+const M = int('messages', 1);
+const REPEAT = int('repeat', 1);
+const WARMUP = int('warmup');
+const RATE = int('rate', 10);
+const RATE_SECONDS = int('rate-seconds', 1);
+const PROBE_RATE = int('probe-rate', 1);
+const K = int('idle-connections');
+const CLIENTS = int('clients', 1);
+const STREAMS = int('streams', 1);
+const FSYNCS = argv.fsync === 'both' ? ['always', 'everysec'] : [argv.fsync!];
+if (!FSYNCS.every((f) => f === 'always' || f === 'everysec')) throw new Error('--fsync must be always, everysec or both');
+const RATE_CLIENTS = 10;
+const WARM_CONNECTIONS = 100;
+
+cleanupOnSignals();
+const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---- processes ----
+
+interface Node {
+  proc: ChildProcess;
+  port: number;
+  origin: string;
+  profDir: string | null;
+}
+
+async function startNode(args: string[], o: { memFile?: string } = {}): Promise<Node> {
+  const port = await freePort();
+  const nodeArgs: string[] = [];
+  if (o.memFile) nodeArgs.push('--expose-gc', '--import', MEM_REPORT);
+  const profDir = argv['cpu-prof'] && args[0] === MAIN ? tempDir('webpushd-bench-prof-') : null;
+  if (profDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profDir}`);
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(o.memFile ? { BENCH_MEM_FILE: o.memFile } : {}) };
+  const proc = track(spawn(process.execPath, [...nodeArgs, ...args, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const deadline = Date.now() + 20_000;
+  while (!(await healthy(port))) {
+    if (proc.exitCode !== null) throw new Error(`${args[0]} exited early (${proc.exitCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`${args[0]} did not answer /health within 20 s:\n${out}`);
+    await sleep(50);
+  }
+  return { proc, port, origin: `http://127.0.0.1:${port}`, profDir };
+}
+
+const webpushd = (store: string[]) => [MAIN, 'serve', '--data-dir', tempDir('webpushd-bench-data-'), '--log-level', 'warn', ...store];
+
+/** A private redis-server (its own port and dir; appendonly yes) fsyncing `fsync`. */
+const startRedis = (fsync: string) => startRedisServer({ args: ['--appendfsync', fsync] });
+
+function redisInfo(redis: RedisServer, field: string): number {
+  const r = spawnSync('redis-cli', ['-p', String(redis.port), 'INFO', 'memory'], { encoding: 'utf8' });
+  const m = new RegExp(`^${field}:(\\d+)`, 'm').exec(r.stdout);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function stopNode(node: Node, label: string): Promise<string | null> {
+  await terminate(node.proc, 15_000);
+  if (!node.profDir) return null;
+  const file = readdirSync(node.profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return null;
+  const keepDir = join(ROOT, 'bench/profiles');
+  mkdirSync(keepDir, { recursive: true });
+  const kept = join(keepDir, `cluster-${label.replace(/\W+/g, '-')}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+  writeFileSync(kept, readFileSync(join(node.profDir, file)));
+  console.log(`\nCPU profile of ${label} (whole process life): ${kept}\n${formatProfileSummary(summarizeProfile(kept, 25))}\n`);
+  return kept;
+}
+
+// ---- h2load, the application server ----
+
+let bodyFile = '';
+
+interface H2Result {
+  seconds: number;
+  status: Record<string, number>;
+  command: string;
+}
+
+/** h2load --h1 posting `messages` over `endpoints` (shuffled); `rps`: per client, a fixed rate. */
+async function h2load(endpoints: readonly string[], messages: number, work: string, o: { clients: number; streams: number; rps?: number }): Promise<H2Result> {
+  const uris = [...endpoints];
+  for (let i = uris.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [uris[i], uris[j]] = [uris[j]!, uris[i]!];
+  }
+  const urisFile = join(work, 'uris.txt');
+  writeFileSync(urisFile, `${uris.join('\n')}\n`);
+  const args = ['--h1', '-n', String(messages), '-c', String(o.clients), '-m', String(o.streams), '-t', '1', '-i', urisFile, '-d', bodyFile, '-H', 'TTL: 60', '-H', 'Content-Encoding: aes128gcm'];
+  if (o.rps) args.push(`--rps=${o.rps}`);
+  const proc = track(spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let stdout = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stdout += d.toString()));
+  await exited(proc);
+  if (proc.exitCode !== 0) throw new Error(`h2load failed (${proc.exitCode ?? proc.signalCode}):\n${stdout}`);
+  const fin = /finished in ([\d.]+)(s|ms|us),/.exec(stdout);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+  if (!fin || !codes) throw new Error(`cannot read h2load's output:\n${stdout}`);
+  return {
+    seconds: Number(fin[1]) / (fin[2] === 's' ? 1 : fin[2] === 'ms' ? 1e3 : 1e6),
+    status: { '2xx': Number(codes[1]), '4xx': Number(codes[3]), '5xx': Number(codes[4]) },
+    command: `h2load ${args.map((a) => (/[\s:]/.test(a) ? `'${a}'` : a)).join(' ').replace(/\S*uris\.txt/, '<uris.txt>').replace(/\S*body\.bin/, '<body.bin>')}`,
+  };
+}
+
+// ---- phases ----
+
+interface AckWindow {
+  acked: number;
+  duplicates: number;
+  firstAckAt: number;
+  lastAckAt: number;
+  timedOut: boolean;
+}
+
+interface ProbeResult {
+  samples: number[];
+  lost: number;
+  statusErrors: number;
+}
+
+interface Round {
+  ackedPerSec: number;
+  acked: number;
+  duplicates: number;
+  latency: LatencySummary;
+  h2: H2Result;
+  serverCpuPct: number;
+}
+
+interface TargetResult {
+  label: string;
+  rounds: Round[];
+  fixedRate: { latency: LatencySummary; acked: number; sent: number; seconds: number; h2: H2Result; probeLost: number };
+  problems: string[];
+  profiles: string[];
+}
+
+interface Target {
+  label: string;
+  /** Starts the processes: user agents connect to `connectTo`, the application server posts to `postTo`. */
+  start(): Promise<{ connectTo: Node; postTo: Node; pids: number[]; stop(): Promise<string[]> }>;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function measure(target: Target, work: string): Promise<TargetResult> {
+  const run = await target.start();
+  const swarm = new Helper(SWARM);
+  const probe = new Helper(PROBE);
+  const problems: string[] = [];
+  const profiles: string[] = [];
+  const wsUrl = `ws://127.0.0.1:${run.connectTo.port}/`;
+  try {
+    const conn = await swarm.request<{ endpoints: string[] }>({ type: 'connect', url: wsUrl, count: N, concurrency: 100, returnEndpoints: true });
+    const endpoints = conn.endpoints.map((e) => `${run.postTo.origin}${new URL(e).pathname}`);
+    await probe.request({ type: 'connect', url: wsUrl, postTo: run.postTo.origin });
+    log(`${target.label}: ${N} user agents on ${run.connectTo.origin}, posts to ${run.postTo.origin}`);
+    if (WARMUP > 0) {
+      const warm = swarm.request<AckWindow>({ type: 'expect', total: WARMUP, timeoutMs: 120_000 });
+      await h2load(endpoints, WARMUP, work, { clients: Math.min(CLIENTS, WARMUP), streams: STREAMS });
+      await warm;
+    }
+    const cpu = () => run.pids.reduce((sum, pid) => sum + procCpuSeconds(pid), 0);
+    const rounds: Round[] = [];
+    for (let round = 1; round <= REPEAT; round++) {
+      const acks = swarm.request<AckWindow>({ type: 'expect', total: M, timeoutMs: 10 * 60_000 });
+      const cpu0 = cpu();
+      const t0 = Date.now();
+      await probe.request({ type: 'start', rate: PROBE_RATE });
+      const h2 = await h2load(endpoints, M, work, { clients: CLIENTS, streams: STREAMS });
+      const late = setTimeout(() => void swarm.request({ type: 'finish' }).catch(() => {}), 60_000);
+      const a = await acks;
+      clearTimeout(late);
+      const serverCpuPct = (100 * (cpu() - cpu0)) / ((Date.now() - t0) / 1000);
+      const p = await probe.request<ProbeResult>({ type: 'stop', drainMs: 5000 });
+      const r: Round = {
+        ackedPerSec: a.acked / ((a.lastAckAt - a.firstAckAt) / 1000),
+        acked: a.acked,
+        duplicates: a.duplicates,
+        latency: summarize(p.samples),
+        h2,
+        serverCpuPct,
+      };
+      rounds.push(r);
+      if (h2.status['2xx'] !== M) problems.push(`round ${round}: statuses ${JSON.stringify(h2.status)}`);
+      if (a.acked !== M) problems.push(`round ${round}: ${a.acked}/${M} acknowledged`);
+      if (p.lost + p.statusErrors > 0) problems.push(`round ${round}: probe lost ${p.lost}, errors ${p.statusErrors}`);
+      log(
+        `${target.label}: round ${round}/${REPEAT}: ${r.ackedPerSec.toFixed(0)} delivered+acked/s, ` +
+          `POST->delivery p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms, server CPU ${serverCpuPct.toFixed(0)}%`,
+      );
+      await sleep(1000);
+    }
+    // the fixed rate: h2load's --rps is per client
+    const total = RATE * RATE_SECONDS;
+    const acks = swarm.request<AckWindow>({ type: 'expect', total, timeoutMs: (RATE_SECONDS + 60) * 1000 });
+    await probe.request({ type: 'start', rate: PROBE_RATE });
+    const h2 = await h2load(endpoints, total, work, { clients: RATE_CLIENTS, streams: 1, rps: RATE / RATE_CLIENTS });
+    const a = await acks;
+    const p = await probe.request<ProbeResult>({ type: 'stop', drainMs: 5000 });
+    const fixedRate = { latency: summarize(p.samples), acked: a.acked, sent: total, seconds: h2.seconds, h2, probeLost: p.lost + p.statusErrors };
+    if (a.acked !== total) problems.push(`fixed rate: ${a.acked}/${total} acknowledged`);
+    log(
+      `${target.label}: at ${(total / h2.seconds).toFixed(0)} msg/s: POST->delivery p50 ${fixedRate.latency.p50.toFixed(2)} ms ` +
+        `p99 ${fixedRate.latency.p99.toFixed(2)} ms (${fixedRate.latency.n} samples)`,
+    );
+    return { label: target.label, rounds, fixedRate, problems, profiles };
+  } finally {
+    await Promise.all([swarm.close(), probe.close()]);
+    profiles.push(...(await run.stop()));
+  }
+}
+
+interface IdleResult {
+  fsync: string;
+  connections: number;
+  nodeRssPerConnKb: number;
+  nodeGcRssPerConnKb: number;
+  redisBytesPerUserAgent: number;
+  storedMessages: number;
+  redisBytesPerMessage: number;
+}
+
+async function memReport(proc: ChildProcess, memFile: string): Promise<{ rssAfterKb: number }> {
+  rmSync(memFile, { force: true });
+  proc.kill('SIGUSR2');
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(memFile)) {
+    if (Date.now() > deadline) throw new Error('no memory report within 30 s');
+    await sleep(50);
+  }
+  return JSON.parse(readFileSync(memFile, 'utf8')) as { rssAfterKb: number };
+}
+
+async function idleMemory(fsync: string, work: string): Promise<IdleResult> {
+  const redis = await startRedis(fsync);
+  const memFile = join(work, 'mem.json');
+  const node = await startNode(webpushd(['--store', redis.url]), { memFile });
+  const swarms: Helper[] = [];
+  try {
+    const warm = new Helper(SWARM);
+    swarms.push(warm);
+    await warm.request({ type: 'connect', url: `ws://127.0.0.1:${node.port}/`, count: WARM_CONNECTIONS, concurrency: 20 });
+    await sleep(2000);
+    const rss0 = procStatusKb(node.proc.pid!, 'VmRSS');
+    const gc0 = await memReport(node.proc, memFile);
+    const redis0 = redisInfo(redis, 'used_memory');
+    const idle = new Helper(SWARM);
+    swarms.push(idle);
+    const conn = await idle.request<{ endpoints: string[] }>({ type: 'connect', url: `ws://127.0.0.1:${node.port}/`, count: K, concurrency: 100, returnEndpoints: true });
+    await sleep(3000);
+    const rss1 = procStatusKb(node.proc.pid!, 'VmRSS');
+    const gc1 = await memReport(node.proc, memFile);
+    const redis1 = redisInfo(redis, 'used_memory');
+    // the idle user agents leave; one message stored for each
+    await idle.request({ type: 'close' });
+    await sleep(1000);
+    const redis2 = redisInfo(redis, 'used_memory');
+    const h2 = await h2load(conn.endpoints, K, work, { clients: 10, streams: 4 });
+    const redis3 = redisInfo(redis, 'used_memory');
+    const r: IdleResult = {
+      fsync,
+      connections: K,
+      nodeRssPerConnKb: (rss1 - rss0) / K,
+      nodeGcRssPerConnKb: (gc1.rssAfterKb - gc0.rssAfterKb) / K,
+      redisBytesPerUserAgent: (redis1 - redis0) / K,
+      storedMessages: h2.status['2xx']!,
+      redisBytesPerMessage: (redis3 - redis2) / h2.status['2xx']!,
+    };
+    log(
+      `idle (appendfsync ${fsync}): ${K} connections: node RSS ${r.nodeRssPerConnKb.toFixed(2)} kB each (after GC ${r.nodeGcRssPerConnKb.toFixed(2)}), ` +
+        `Redis ${r.redisBytesPerUserAgent.toFixed(0)} B per user agent; ${r.storedMessages} stored: ${r.redisBytesPerMessage.toFixed(0)} B each`,
+    );
+    return r;
+  } finally {
+    await Promise.all(swarms.map((s) => s.close()));
+    await terminate(node.proc, 15_000);
+    await redis.stop();
+  }
+}
+
+// ---- targets ----
+
+function targets(): Target[] {
+  const single = (label: string, args: () => Promise<{ args: string[]; redis?: RedisServer }>): Target => ({
+    label,
+    async start() {
+      const { args: a, redis } = await args();
+      const node = await startNode(a);
+      return {
+        connectTo: node,
+        postTo: node,
+        pids: [node.proc.pid!, ...(redis ? [redisPid(redis)] : [])],
+        async stop() {
+          const prof = await stopNode(node, label);
+          await redis?.stop();
+          return prof ? [prof] : [];
+        },
+      };
+    },
+  });
+  const list: Target[] = [
+    single('relay', async () => ({ args: [RELAY] })),
+    single('SQLite node', async () => ({ args: webpushd(['--sync', 'full']) })),
+  ];
+  for (const fsync of FSYNCS) {
+    const label = `2 Redis nodes, cross-node (${fsync})`;
+    list.push(
+      single(`Redis node (${fsync})`, async () => {
+        const redis = await startRedis(fsync);
+        return { args: webpushd(['--store', redis.url]), redis };
+      }),
+      {
+        label,
+        async start() {
+          const redis = await startRedis(fsync);
+          const one = await startNode(webpushd(['--store', redis.url]));
+          const two = await startNode(webpushd(['--store', redis.url]));
+          return {
+            connectTo: one,
+            postTo: two,
+            pids: [one.proc.pid!, two.proc.pid!, redisPid(redis)],
+            async stop() {
+              const profs = [await stopNode(one, `${label} node 1`), await stopNode(two, `${label} node 2`)];
+              await redis.stop();
+              return profs.filter((p): p is string => p !== null);
+            },
+          };
+        },
+      },
+    );
+  }
+  return list;
+}
+
+/** The redis-server's pid, for its CPU share (the helper does not expose its process). */
+function redisPid(redis: RedisServer): number {
+  const r = spawnSync('redis-cli', ['-p', String(redis.port), 'INFO', 'server'], { encoding: 'utf8' });
+  return Number(/^process_id:(\d+)/m.exec(r.stdout)?.[1] ?? Number.NaN);
+}
+
+// ---- report ----
+
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+function report(results: TargetResult[], idle: IdleResult[]): string {
+  const relay = results[0]!;
+  const sqlite = results[1]!;
+  const med = (r: TargetResult, pick: (x: Round) => number) => median(r.rounds.map(pick));
+  const rows = [
+    ['', 'delivered+acked/s', 'x relay', 'x SQLite', 'p50 under load (ms)', 'p99 under load (ms)', `p50 at ${RATE}/s (ms)`, `p99 at ${RATE}/s (ms)`, 'CPU (% of a core)'],
+    ...results.map((r) => [
+      r.label,
+      f0(med(r, (x) => x.ackedPerSec)),
+      f2(med(r, (x) => x.ackedPerSec) / med(relay, (x) => x.ackedPerSec)),
+      f2(med(r, (x) => x.ackedPerSec) / med(sqlite, (x) => x.ackedPerSec)),
+      f1(med(r, (x) => x.latency.p50)),
+      f1(med(r, (x) => x.latency.p99)),
+      f2(r.fixedRate.latency.p50),
+      f2(r.fixedRate.latency.p99),
+      f0(med(r, (x) => x.serverCpuPct)),
+    ]),
+  ];
+  let out = table(rows);
+  if (idle.length > 0) {
+    out += `\n\n${table([
+      ['Redis node, idle', 'connections', 'node RSS per connection (kB)', 'after forced GC (kB)', 'Redis per user agent (B)', 'Redis per stored message (B)'],
+      ...idle.map((i) => [
+        `appendfsync ${i.fsync}`,
+        f0(i.connections),
+        f2(i.nodeRssPerConnKb),
+        f2(i.nodeGcRssPerConnKb),
+        f0(i.redisBytesPerUserAgent),
+        f0(i.redisBytesPerMessage),
+      ]),
+    ])}`;
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('webpushd-cluster-bench-');
+  bodyFile = join(work, 'body.bin');
+  writeFileSync(bodyFile, aes128gcmBody(0));
+  const command = `node_modules/.bin/node bench/cluster-throughput.ts ${process.argv.slice(2).join(' ')}`.trim();
+  log(`${command}\n  node ${process.version}, ${cpus().length} CPUs, ${spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
+  const results: TargetResult[] = [];
+  for (const t of targets()) results.push(await measure(t, work));
+  const idle: IdleResult[] = [];
+  if (K > 0) idle.push(await idleMemory(FSYNCS[0]!, work));
+  const text = report(results, idle);
+  const h2cmd = results[0]!.rounds[0]!.h2.command;
+  const rateCmd = results[0]!.fixedRate.h2.command;
+  console.log(`\n${command}\n(node ${process.version}, nproc ${cpus().length}; load: ${h2cmd}; fixed rate: ${rateCmd})\n\n${text}\n`);
+  const sqlite = median(results[1]!.rounds.map((x) => x.ackedPerSec));
+  for (const r of results.filter((x) => x.label.startsWith('Redis node'))) {
+    const ratio = median(r.rounds.map((x) => x.ackedPerSec)) / sqlite;
+    console.log(`aim: ${r.label} >= 0.8x the SQLite node: ${ratio.toFixed(2)}x, ${ratio >= 0.8 ? 'met' : 'NOT met'}`);
+  }
+  for (const r of results.filter((x) => x.label.startsWith('2 Redis'))) {
+    const p99 = r.fixedRate.latency.p99;
+    console.log(`aim: ${r.label} p99 < 10 ms at ${RATE} msg/s: ${p99.toFixed(2)} ms, ${p99 < 10 ? 'met' : 'NOT met'}`);
+  }
+  const problems = results.flatMap((r) => r.problems.map((p) => `${r.label}: ${p}`));
+  if (problems.length > 0) {
+    console.log(`\nCHECKS FAILED:\n  ${problems.join('\n  ')}`);
+    process.exitCode = 1;
+  } else console.log('checks: every push answered 201, every message delivered and acknowledged');
+  if (argv.json) writeFileSync(argv.json, JSON.stringify({ command, node: process.version, date: new Date().toISOString(), results, idle, table: text }, (k, v: unknown) => (k === 'samples' ? undefined : v), 2));
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit();
