@@ -125,6 +125,12 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     await store.close();
     throw err;
   }
+  if (starting.ignored > 0) {
+    log.warn(
+      { dataDir: config.dataDir, secrets: starting.ignored },
+      'the data dir\'s secret.key holds token secrets Redis does not: URLs sealed by them answer 404 (copy them with webpushd migrate --merge if they are still in use)',
+    );
+  }
   let secretsInUse = starting.secrets;
   const sealer = new Sealer(secretsInUse);
   const capabilities = new Capabilities(sealer);

@@ -6,20 +6,25 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisStore } from '../store/redis-store.ts';
-import { SECRET_FILE, loadOrCreateSecrets, newSecretKey } from './secret-file.ts';
+import { SECRET_FILE, loadOrCreateSecrets, newSecretKey, readSecrets } from './secret-file.ts';
 
 /**
  * The secrets a node starts with: from Redis when `redis` is given, else from the data dir's
- * file; `created`: this start made them (a new set of push URLs).
+ * file; `created`: this start made them (a new set of push URLs); `ignored`: secrets of the data
+ * dir's file that Redis does not hold (URLs they sealed answer 404 here).
  */
-export async function startingSecrets(dataDir: string, redis: RedisStore | null): Promise<{ secrets: Buffer[]; created: boolean }> {
+export async function startingSecrets(dataDir: string, redis: RedisStore | null): Promise<{ secrets: Buffer[]; created: boolean; ignored: number }> {
   const file = join(dataDir, SECRET_FILE);
   if (!redis) {
     const created = !existsSync(file);
-    return { secrets: loadOrCreateSecrets(dataDir), created };
+    return { secrets: loadOrCreateSecrets(dataDir), created, ignored: 0 };
   }
   const held = await redis.tokenSecrets();
-  if (held.length > 0) return { secrets: held, created: false };
+  if (held.length > 0) {
+    // a file left from before (or retired in Redis since): said, not refused
+    const ignored = existsSync(file) ? readSecrets(dataDir).filter((s) => !held.some((h) => h.equals(s))).length : 0;
+    return { secrets: held, created: false, ignored };
+  }
   // new secrets here would make every URL sealed by that file 404
   if (existsSync(file)) {
     throw new Error(
@@ -29,7 +34,7 @@ export async function startingSecrets(dataDir: string, redis: RedisStore | null)
   }
   const mine = newSecretKey();
   const secrets = await redis.initTokenSecrets([mine]);
-  return { secrets, created: secrets[0]!.equals(mine) };
+  return { secrets, created: secrets[0]!.equals(mine), ignored: 0 };
 }
 
 /** The secrets Redis holds now (a re-read: none at all is an error, never new secrets). */

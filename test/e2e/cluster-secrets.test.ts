@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { RedisStore } from '../../src/store/redis-store.ts';
 import { Sealer } from '../../src/tokens/sealer.ts';
 import { SECRET_FILE } from '../../src/tokens/secret-file.ts';
+import { startingSecrets } from '../../src/tokens/secret-store.ts';
 import { skipWithoutRedis, startRedisCluster, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
@@ -102,7 +103,7 @@ describe('token secrets in Redis', { skip: skipWithoutRedis() }, () => {
     }
   });
 
-  test('a data dir with a secret.key Redis does not hold is refused, naming migrate; --secrets file uses the file', async () => {
+  test('a data dir with a secret.key is refused by a Redis without secrets, naming migrate; --secrets file uses the file', async () => {
     const dir = dataDir();
     dirs.push(dir);
     writeFileSync(join(dir, SECRET_FILE), `${Buffer.alloc(32, 9).toString('base64url')}\n`, { mode: 0o600 });
@@ -119,6 +120,8 @@ describe('token secrets in Redis', { skip: skipWithoutRedis() }, () => {
     } finally {
       await file.close();
     }
+    // a Redis with secrets of its own: the file's are not used, and the start says so (a warning)
+    assert.deepEqual(await startingSecrets(dir, a.store as RedisStore), { secrets: await secrets(), created: false, ignored: 1 });
   });
 });
 
