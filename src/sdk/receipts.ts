@@ -25,7 +25,7 @@ export interface ListenReceiptsOptions {
   /** Ends the GET (the promise resolves). */
   signal?: AbortSignal;
   tls?: PushTlsOptions;
-  /** Milliseconds to connect and get the GET's first answer or push (default 30000). */
+  /** Milliseconds to connect (default 30000); a held-open GET may then wait for receipts as long as it likes. */
   connectTimeout?: number;
   trace?: Trace;
 }
@@ -64,6 +64,7 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
       () => finish(Object.assign(new Error('Socket timeout'), { code: 'ETIMEDOUT' })),
       options.connectTimeout ?? 30_000,
     );
+    session.once('connect', () => clearTimeout(timer));
     session.on('error', (err) => finish(err));
     session.on('close', () => finish(null));
     if (trace) {
@@ -74,7 +75,6 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
       traceSession(trace, session);
     }
     session.on('stream', (pushed: ClientHttp2Stream, request: IncomingHttpHeaders) => {
-      clearTimeout(timer);
       const message = new URL(String(request[':path']), target.origin).href;
       if (trace) tracePushPromise(trace, get.id, pushed, request);
       pushed.on('push', (h: IncomingHttpHeaders) => {
@@ -95,7 +95,6 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
     let body = '';
     let responseHeaders: IncomingHttpHeaders = {};
     get.on('response', (h) => {
-      clearTimeout(timer);
       status = Number(h[':status']);
       responseHeaders = h;
     });

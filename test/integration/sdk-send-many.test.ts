@@ -215,6 +215,20 @@ describe('sendMany against webpushd (HTTPS, HTTP/2)', () => {
       const locations = new Set(summary.results.filter((r) => r.outcome === 'sent').map((r) => r.location));
       assert.deepEqual(new Set(receipts.keys()), locations);
       assert.ok([...receipts.values()].every((r) => r.status === 204 && r.delivered), 'acknowledged and cancelled messages are 204');
+
+      // held open: a receipt comes as the message is acknowledged, however long after the GET
+      const live: Receipt[] = [];
+      const controller = new AbortController();
+      const listening = listenReceipts(receiptUrl, { tls: { ca: cert.cert }, connectTimeout: 300, signal: controller.signal, onReceipt: (r) => live.push(r) });
+      const later = await client.sendNotification(subs[0]!, 'later', { TTL: 600, tls: { ca: cert.cert }, receipt: receiptUrl });
+      assert.equal(later.receiptSubscription, receiptUrl, 'the named receipt subscription is echoed');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const n = await subs[0]!.ua.next('notification');
+      subs[0]!.ua.ack(n.channelID as string, n.version as string);
+      await until(() => live.length > 0, 'the live receipt', 5_000);
+      assert.deepEqual(live, [{ status: 204, delivered: true, message: later.location }]);
+      controller.abort();
+      assert.deepEqual(await listening, { receipts: 1, ended: 'aborted' });
     } finally {
       await client.close();
     }
