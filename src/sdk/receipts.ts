@@ -48,11 +48,17 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
     let receipts = 0;
     let settled = false;
     const session: ClientHttp2Session = http2.connect(target.origin, { ...options.tls, ALPNProtocols: ['h2'] });
+    const headers: Record<string, string> = { ':method': 'GET', ':path': `${target.pathname}${target.search}` };
+    if (options.nowait) headers.prefer = 'wait=0';
+    // sent once the session is up
+    const get = session.request(headers, { endStream: true });
     const finish = (err: Error | null, ended: ListenReceiptsResult['ended'] = 'closed') => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
+      // a held-open GET would keep a graceful close waiting for ever
+      if (!get.closed) get.close(http2.constants.NGHTTP2_CANCEL);
       session.close();
       // a peer that never closes its end must not keep us waiting
       setTimeout(() => session.destroy(), 1_000).unref();
@@ -85,9 +91,6 @@ export function listenReceipts(url: string, options: ListenReceiptsOptions): Pro
       pushed.on('error', () => {});
       pushed.resume();
     });
-    const headers: Record<string, string> = { ':method': 'GET', ':path': `${target.pathname}${target.search}` };
-    if (options.nowait) headers.prefer = 'wait=0';
-    const get = session.request(headers, { endStream: true });
     if (trace) traceStream(trace, get, { ':authority': target.host, ...headers });
     if (options.signal?.aborted) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });

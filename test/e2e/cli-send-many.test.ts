@@ -5,7 +5,7 @@
 // `cancel` on what it printed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID, type ECDH } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { createSubscriberKeys, privateKeyOf } from '../helpers/decrypt.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { createTestCertificate, type TestCertificate } from '../helpers/tls.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until, within } from '../helpers/wait.ts';
 
 const BIN = new URL('../../bin/webpushd', import.meta.url).pathname;
 const AGENTS = 50;
@@ -186,6 +187,32 @@ describe('webpushd send --subscriptions', () => {
       new Set([JSON.stringify([204, true])]),
     );
     assert.deepEqual(new Set(receipts.map((r) => r.message)), new Set(out.slice(0, 2).map((l) => l.location)));
+  });
+
+  test('receipts listen held open: prints a receipt as the message is acknowledged, exits 0 on SIGTERM', async () => {
+    const ua = agents[2]!;
+    const sub = await subscribe(ua);
+    const sent = await cli(['send', '--subscription', JSON.stringify(sub.json), '--ttl', '600', '--ca', cert.certFile, '--receipt']);
+    const { receiptSubscription, location } = lines(sent.stdout)[0] as { receiptSubscription: string; location: string };
+    const n = await ua.next('notification');
+    const proc = spawn(BIN, ['receipts', 'listen', '--url', receiptSubscription, '--ca', cert.certFile, '--trace'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => err.includes('"trace":"request"'), 'the GET sent', 15_000);
+      ua.ack(n.channelID as string, n.version as string);
+      await until(() => out.includes('\n'), 'the receipt printed', 5_000);
+      assert.deepEqual(lines(out), [{ status: 204, delivered: true, message: location }]);
+      const stopped = Date.now();
+      proc.kill('SIGTERM');
+      assert.equal(await within(exited, 'exit after SIGTERM', 3_000), 0);
+      assert.ok(Date.now() - stopped < 1_000, 'the held-open GET does not keep it waiting');
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    }
   });
 
   test('on a terminal: a progress bar on stderr, cleared at the end', async (t) => {
