@@ -6,6 +6,9 @@
 //     --idle-connections K   idle user agents for the memory phase, 0 skips it (20000; capped
 //                            by the open-file limit of the server process)
 //     --sync full|normal|both  webpushd's --sync mode(s) to measure (full)
+//     --store sqlite|redis|both  webpushd's store: its SQLite file (in each --sync mode), and/or
+//                            a redis-server of its own (appendonly, appendfsync always; also
+//                            reports Redis function calls per acknowledged message) (sqlite)
 //     --clients C --streams S  h2load -c (50, adjusted so every endpoint gets M/N) and -m (4)
 //     --probe-rate P         latency probe messages per second (20)
 //     --probe-seconds T      length of the no-load latency measurement (10)
@@ -52,6 +55,7 @@ import {
   type LatencySummary,
 } from './common.ts';
 import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
+import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.ts';
 import { Helper, cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -67,6 +71,7 @@ const { values: argv } = parseArgs({
     messages: { type: 'string', default: '50000' },
     'idle-connections': { type: 'string', default: '20000' },
     sync: { type: 'string', default: 'full' },
+    store: { type: 'string', default: 'sqlite' },
     clients: { type: 'string', default: '50' },
     streams: { type: 'string', default: '4' },
     'probe-rate': { type: 'string', default: '20' },
@@ -106,6 +111,9 @@ const IDLE_PER_PROCESS = int('idle-per-process', 100);
 const SYNCS: ('full' | 'normal')[] =
   argv.sync === 'both' ? ['full', 'normal'] : argv.sync === 'full' || argv.sync === 'normal' ? [argv.sync] : [];
 if (SYNCS.length === 0) throw new Error('--sync must be full, normal or both');
+if (!['sqlite', 'redis', 'both'].includes(argv.store!)) throw new Error('--store must be sqlite, redis or both');
+const ON_SQLITE = argv.store !== 'redis';
+const ON_REDIS = argv.store !== 'sqlite';
 /** Connections kept open in the server before the "before" reading of the memory phase. */
 const WARM_CONNECTIONS = 100;
 /** The webpushd entry point: this tree's, or another checkout's (A/B comparisons of a change). */
@@ -135,6 +143,8 @@ interface ServerHandle {
 
 interface StartOptions {
   sync?: 'full' | 'normal';
+  /** The Redis to keep the store in (instead of the data dir's SQLite file). */
+  redis?: RedisServer;
   memFile?: string;
   cpuProfDir?: string;
 }
@@ -153,7 +163,8 @@ async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHand
     metricsUrl = `http://127.0.0.1:${adminPort}/metrics`;
     args = [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'];
     args.push('--admin-port', String(adminPort));
-    args.push('--sync', o.sync ?? 'full');
+    if (o.redis) args.push('--store', o.redis.url);
+    else args.push('--sync', o.sync ?? 'full');
   } else {
     args = [RELAY, '--host', '127.0.0.1', '--port', String(port)];
   }
@@ -174,7 +185,7 @@ async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHand
   }
   return {
     kind,
-    label: kind === 'webpushd' ? `webpushd sync=${o.sync ?? 'full'}` : 'baseline relay',
+    label: kind === 'webpushd' ? (o.redis ? 'webpushd redis' : `webpushd sync=${o.sync ?? 'full'}`) : 'baseline relay',
     proc,
     pid: proc.pid!,
     port,
@@ -361,6 +372,8 @@ interface ThroughputResult {
   /** Probe samples of all rounds together. */
   loadLatency: LatencySummary;
   storedAfter: number | null;
+  /** On Redis: function calls (FCALL, FCALL_RO) over the load rounds, per acknowledged message. */
+  redisCallsPerMessage: number | null;
   /** The CPU profiles kept, one per thread of the server. */
   profiles: string[];
 }
@@ -421,9 +434,30 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
   };
 }
 
-async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: string): Promise<ThroughputResult> {
+/**
+ * Function calls (FCALL, FCALL_RO) a Redis ran since it started, from INFO commandstats (which
+ * also counts the commands a function runs: only the calls themselves are the store's requests).
+ */
+async function redisCalls(redis: RedisServer): Promise<number> {
+  const stats = await new Promise<string>((resolve, reject) => {
+    const cli = spawn('redis-cli', ['-p', String(redis.port), 'INFO', 'commandstats'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    cli.once('error', reject);
+    cli.once('exit', () => resolve(out));
+  });
+  return [...stats.matchAll(/^cmdstat_fcall(?:_ro)?:calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+/** Messages stored now, by the server's own gauge (on Redis the store is not a file to count). */
+async function storedByGauge(server: ServerHandle): Promise<number | null> {
+  const n = /^webpushd_messages_stored (\d+)$/m.exec(await (await fetch(server.metricsUrl)).text())?.[1];
+  return n === undefined ? null : Number(n);
+}
+
+async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: string, redis?: RedisServer): Promise<ThroughputResult> {
   const profDir = argv['cpu-prof'] ? tempDir('webpushd-bench-prof-') : undefined;
-  const server = await startServer(kind, { ...(sync ? { sync } : {}), ...(profDir ? { cpuProfDir: profDir } : {}) });
+  const server = await startServer(kind, { ...(sync ? { sync } : {}), ...(redis ? { redis } : {}), ...(profDir ? { cpuProfDir: profDir } : {}) });
   log(`${server.label}: pid ${server.pid}, port ${server.port}`);
   const swarm = new Helper(SWARM);
   const probe = new Helper(PROBE);
@@ -454,6 +488,7 @@ async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: s
     log(`${server.label}: no-load latency p50 ${idleLatency.p50.toFixed(2)} ms, p99 ${idleLatency.p99.toFixed(2)} ms (${idleLatency.n} samples)`);
 
     const rounds: Round[] = [];
+    const callsBefore = redis ? await redisCalls(redis) : 0;
     for (let round = 1; round <= REPEAT; round++) {
       rounds.push(await loadRound(server, swarm, probe, conn.endpoints, work));
       const r = rounds.at(-1)!;
@@ -466,10 +501,14 @@ async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: s
       );
       if (round < REPEAT) await sleep(1000);
     }
+    const acked = rounds.reduce((sum, r) => sum + r.acks.acked, 0);
+    // the probe's messages count too: a little more than the load's own
+    const redisCallsPerMessage = redis ? ((await redisCalls(redis)) - callsBefore) / acked : null;
+    if (redisCallsPerMessage !== null) log(`${server.label}: ${redisCallsPerMessage.toFixed(2)} Redis function calls per acknowledged message`);
     let storedAfter: number | null = null;
     if (server.dataDir) {
       await sleep(1000);
-      storedAfter = countStored(server.dataDir);
+      storedAfter = redis ? await storedByGauge(server) : countStored(server.dataDir);
     }
     result = {
       label: server.label,
@@ -481,6 +520,7 @@ async function runThroughput(kind: Kind, sync: 'full' | 'normal' | null, work: s
       idleProbe: { lost: idle.lost, errors: idle.statusErrors },
       loadLatency: summarize(rounds.flatMap((r) => r.loadSamples)),
       storedAfter,
+      redisCallsPerMessage,
       profiles: [],
     };
     return result;
@@ -685,7 +725,15 @@ async function main(): Promise<void> {
   const runs: ThroughputResult[] = [];
   let base: ThroughputResult | undefined;
   if (!argv['skip-baseline']) base = await runThroughput('baseline', null, work);
-  if (!argv['skip-webpushd']) for (const sync of SYNCS) runs.push(await runThroughput('webpushd', sync, work));
+  if (!argv['skip-webpushd'] && ON_SQLITE) for (const sync of SYNCS) runs.push(await runThroughput('webpushd', sync, work));
+  if (!argv['skip-webpushd'] && ON_REDIS) {
+    const redis = await startRedisServer();
+    try {
+      runs.push(await runThroughput('webpushd', null, work, redis));
+    } finally {
+      await redis.stop();
+    }
+  }
   const idle: IdleResult[] = [];
   if (K > 0) {
     if (!argv['skip-webpushd']) idle.push(await runIdle('webpushd', SYNCS[0]!, work));
