@@ -102,6 +102,19 @@ export interface Config {
   demo: 'on' | 'off';
   /** 'on': every push without valid VAPID is refused (401), not only pushes to restricted subscriptions. */
   requireVapid: 'on' | 'off';
+  /** Members one aggregate may hold. */
+  aggregateMaxMembers: number;
+  /** Aggregates one VAPID key may hold. */
+  aggregateMaxPerKey: number;
+  /** Fan-outs (sends to an aggregate) per second per VAPID key; 0: no limit. */
+  aggregateFanoutRate: number;
+  aggregateFanoutBurst: number;
+  /** An aggregate neither changed nor sent to for this many seconds is deleted. */
+  aggregateExpirySeconds: number;
+  /** Largest body of an aggregate request (member document, merge patch, batch). */
+  aggregateMaxBodyBytes: number;
+  /** Members a fan-out writes per event-loop turn. */
+  aggregateChunk: number;
 }
 
 export const DEFAULTS: Config = {
@@ -164,6 +177,13 @@ export const DEFAULTS: Config = {
   userAgentExpiryDays: 60,
   demo: 'on',
   requireVapid: 'off',
+  aggregateMaxMembers: 10_000,
+  aggregateMaxPerKey: 100,
+  aggregateFanoutRate: 1,
+  aggregateFanoutBurst: 10,
+  aggregateExpirySeconds: 30 * 86_400,
+  aggregateMaxBodyBytes: 16 * 1024 * 1024,
+  aggregateChunk: 500,
 };
 
 /** The public base URL: configured, or derived from the listening address. */

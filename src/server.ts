@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { RedisAggregateStore } from './aggregates/redis-aggregate-store.ts';
+import { AGGREGATES_FILE, SqliteAggregateStore } from './aggregates/sqlite-aggregate-store.ts';
+import type { AggregateStore } from './aggregates/types.ts';
 import { DeadlineWheel } from './common/deadline-wheel.ts';
 import { publicUrlOf, type Config } from './config.ts';
 import { BroadcastPoller } from './connect/broadcast-poller.ts';
@@ -10,12 +13,14 @@ import { Close } from './connect/protocol.ts';
 import type { Session } from './connect/session.ts';
 import { UserAgentServer } from './connect/ws-server.ts';
 import { Pipeline } from './core/pipeline.ts';
+import { AggregateEndpoint } from './endpoint/aggregate-endpoint.ts';
 import { PushEndpoint } from './endpoint/push-endpoint.ts';
 import { createRequestListener } from './http/app.ts';
 import { listen, remoteAddressOf, type AnyRequest, type ListenerLimits } from './http/listener.ts';
 import { ClientAddresses } from './limits/client-address.ts';
 import { ConnectionLimiter } from './limits/connection-limiter.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
+import { TokenBuckets } from './limits/token-bucket.ts';
 import { startAdminServer, type AdminServer } from './observability/admin-server.ts';
 import { redacting } from './observability/logging.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -42,6 +47,8 @@ const DAY_MS = 86_400_000;
 const MIB = 1024 * 1024;
 /** Idle user agents one sweep deletes at most (one bounded group commit). */
 const IDLE_USER_AGENTS_PER_SWEEP = 1000;
+/** Idle aggregates one sweep deletes at most. */
+const IDLE_AGGREGATES_PER_SWEEP = 1000;
 
 export interface ServerSweepResult extends SweepResult {
   /** Idle user agents deleted (not seen for `userAgentExpiryDays`). */
@@ -92,8 +99,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   // whoever made the logger: capability URLs, payloads and credentials never reach a log line
   const log = redacting(baseLog);
   // on Redis the data dir holds only the token secret
-  const dataDir = preparePrivateDir(config.dataDir, config.store ? [] : [DB_FILE]);
-  for (const suffix of ['-wal', '-shm']) tightenIfPresent(join(config.dataDir, DB_FILE + suffix));
+  const dataDir = preparePrivateDir(config.dataDir, config.store ? [] : [DB_FILE, AGGREGATES_FILE]);
+  for (const file of [DB_FILE, AGGREGATES_FILE]) for (const suffix of ['-wal', '-shm']) tightenIfPresent(join(config.dataDir, file + suffix));
   if (dataDir.groupOrWorldAccess) {
     log.warn({ dataDir: config.dataDir }, 'the data dir is open to other users (it holds credentials): chmod 700 it');
   }
@@ -116,12 +123,17 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   };
   const redis = config.store ? await RedisStore.open({ url: config.store, ...storeOptions }) : null;
   const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, countCacheSize: config.storeCountCache, onCommit: metrics.commit, ...storeOptions });
+  const aggregateOptions = { maxMembers: config.aggregateMaxMembers, maxPerOwner: config.aggregateMaxPerKey, idleMs: config.aggregateExpirySeconds * 1000 };
+  const aggregates: AggregateStore = redis
+    ? new RedisAggregateStore(redis, aggregateOptions)
+    : new SqliteAggregateStore({ path: join(config.dataDir, AGGREGATES_FILE), synchronous: config.sync, ...aggregateOptions });
   // on Redis (unless --secrets file) the token secrets are kept there, the same for every node
   const secretStore = config.secrets === 'store' ? redis : null;
   let starting: Awaited<ReturnType<typeof startingSecrets>>;
   try {
     starting = await startingSecrets(config.dataDir, secretStore);
   } catch (err) {
+    await aggregates.close();
     await store.close();
     throw err;
   }
@@ -256,6 +268,23 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     requireVapid: config.requireVapid === 'on',
     log,
   });
+  const aggregateEndpoint = new AggregateEndpoint({
+    aggregates,
+    subscriptions: store,
+    capabilities,
+    pipeline,
+    vapid: new VapidVerifier({ audience: new URL(url).origin }),
+    publicUrl: url,
+    pushUrl: (target) => endpoint.pushUrl(target, true),
+    maxMessageBytes: config.maxMessageBytes,
+    maxTtl: config.maxTtl,
+    maxBodyBytes: config.aggregateMaxBodyBytes,
+    chunk: config.aggregateChunk,
+    fanouts: new TokenBuckets({ rate: config.aggregateFanoutRate, burst: config.aggregateFanoutBurst }),
+    rateLimiter,
+    metrics,
+    log,
+  });
   // a proxy on this host that --trusted-proxies does not name makes every client one loopback address
   const clients = new ClientAddresses(config.trustedProxies, (peer) =>
     log.warn(
@@ -301,6 +330,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   });
   onRequest = createRequestListener({
     endpoint,
+    aggregates: aggregateEndpoint,
     rfc8030,
     log,
     metrics,
@@ -329,9 +359,10 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     const userAgents = expireUserAgents
       ? await pipeline.expireIdleUserAgents(Date.now() - config.userAgentExpiryDays * DAY_MS, IDLE_USER_AGENTS_PER_SWEEP)
       : 0;
+    const idleAggregates = await aggregates.expire(IDLE_AGGREGATES_PER_SWEEP);
     const { expired, receipts, receiptSubscriptions } = result;
-    if (expired.length + receipts + receiptSubscriptions.length + userAgents > 0) {
-      log.info({ expired: expired.length, receipts, receiptSubscriptions: receiptSubscriptions.length, userAgents }, 'expired entries removed');
+    if (expired.length + receipts + receiptSubscriptions.length + userAgents + idleAggregates > 0) {
+      log.info({ expired: expired.length, receipts, receiptSubscriptions: receiptSubscriptions.length, userAgents, aggregates: idleAggregates }, 'expired entries removed');
     }
     return { ...result, userAgents };
   };
@@ -344,6 +375,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     websocketConnections: () => userAgents.clients,
     http2Monitors: () => rfc8030.monitors,
     storedMessages: () => (redis ? redis.storedMessages() : (stats?.storedMessages() ?? null)),
+    aggregates: () => aggregates.count(),
   });
 
   let closing = false;
@@ -372,6 +404,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       await closed;
       stats?.close();
       await cluster?.close();
+      await aggregates.close();
       await store.close();
       throw err;
     }
@@ -436,6 +469,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       await admin?.close();
       stats?.close();
       await cluster?.close();
+      await aggregates.close();
       await store.close();
     },
   };

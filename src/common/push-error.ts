@@ -25,6 +25,16 @@ export const Errno = {
   storeFull: 126,
   /** The user agent (set) holds --max-channels subscriptions (POST /subscribe, 429). */
   tooManySubscriptions: 127,
+  /** Aggregates (POST /aggregate, /a/…): a body that is neither empty nor a batch (415). */
+  aggregateBody: 140,
+  /** The VAPID key holds --aggregate-max-per-key aggregates (429). */
+  tooManyAggregates: 141,
+  /** The change would pass --aggregate-max-members (409). */
+  tooManyMembers: 142,
+  /** A member document, merge patch or batch that is not what the aggregate API takes (400, 415). */
+  invalidAggregateDocument: 143,
+  /** The aggregate was deleted or expired (404). */
+  noAggregate: 144,
   /** autopush's "503: use exponential back-off for retries". */
   storeUnavailable: 201,
   notFound: 404,

@@ -96,6 +96,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'userAgentExpiryDays', flag: 'user-agent-expiry-days', env: 'USER_AGENT_EXPIRY_DAYS', arg: 'days', help: 'user agents not connected for this long are deleted with their subscriptions (0 = never)', kind: int(0, 36_500) },
   { key: 'demo', flag: 'demo', env: 'DEMO', arg: 'on|off', help: 'on: serve the /demo page and its demo application server on the public port', kind: { type: 'enum', values: ['on', 'off'] } },
   { key: 'requireVapid', flag: 'require-vapid', env: 'REQUIRE_VAPID', arg: 'on|off', help: 'on: refuse every push without valid VAPID (401), not only those to restricted subscriptions', kind: { type: 'enum', values: ['on', 'off'] } },
+  { key: 'aggregateMaxMembers', flag: 'aggregate-max-members', env: 'AGGREGATE_MAX_MEMBERS', arg: 'n', help: 'members one aggregate may hold (a change past it is refused, 409)', kind: int(1, 1_000_000) },
+  { key: 'aggregateMaxPerKey', flag: 'aggregate-max-per-key', env: 'AGGREGATE_MAX_PER_KEY', arg: 'n', help: 'aggregates one VAPID key may hold (one more is refused, 429)', kind: int(1) },
+  { key: 'aggregateFanoutRate', flag: 'aggregate-fanout-rate', env: 'AGGREGATE_FANOUT_RATE', arg: 'per-second', help: 'sends to aggregates per second per VAPID key before 429 (0 = no limit); messages per second per key are at most this times --aggregate-max-members', kind: int(0) },
+  { key: 'aggregateFanoutBurst', flag: 'aggregate-fanout-burst', env: 'AGGREGATE_FANOUT_BURST', arg: 'n', help: 'sends to aggregates of one VAPID key allowed at once after idling', kind: int(1) },
+  { key: 'aggregateExpirySeconds', flag: 'aggregate-expiry-seconds', env: 'AGGREGATE_EXPIRY_SECONDS', arg: 'seconds', help: 'an aggregate neither changed nor sent to for this long is deleted', kind: int(1) },
+  { key: 'aggregateMaxBodyBytes', flag: 'aggregate-max-body', env: 'AGGREGATE_MAX_BODY', arg: 'bytes', help: 'largest body of an aggregate request: member list, merge patch, batch of messages (413 beyond)', kind: int(4096) },
+  { key: 'aggregateChunk', flag: 'aggregate-chunk', env: 'AGGREGATE_CHUNK', arg: 'n', help: 'members a fan-out writes per event-loop turn (other requests are served between chunks)', kind: int(1, 100_000) },
 ];
 
 /** What a value of this kind must look like, for error messages. */

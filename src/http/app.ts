@@ -4,6 +4,7 @@
 // (src/observability/admin-server.ts), never here.
 import type { Logger } from 'pino';
 import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
+import type { AggregateEndpoint } from '../endpoint/aggregate-endpoint.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Rfc8030Resources } from '../rfc8030/resources.ts';
@@ -19,6 +20,7 @@ const PUSH = /^\/wpush\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 /** RST_STREAM code of an HTTP/2 request over a limit, as nghttp2 resets one over the header list size. */
 const ENHANCE_YOUR_CALM = 11;
 const MESSAGE = /^\/m\/([A-Za-z0-9_-]+)$/;
+const AGGREGATE = /^\/a\/([A-Za-z0-9_-]+)$/;
 
 /** The first path segment, for logs: never the path itself (it holds capability tokens). */
 const routeOf = (url: string | undefined): string => /^\/([a-z]{1,16})(?:[/?]|$)/.exec(url ?? '')?.[1] ?? '?';
@@ -34,6 +36,8 @@ interface CountedResponse {
 
 export interface PublicRoutes {
   endpoint: PushEndpoint;
+  /** POST /aggregate and /a/{token} (src/endpoint/aggregate-endpoint.ts). */
+  aggregates?: AggregateEndpoint;
   rfc8030: Rfc8030Resources;
   log: Logger;
   metrics?: Metrics;
@@ -59,6 +63,7 @@ export function headerListSize(rawHeaders: readonly string[]): number {
 
 export function createRequestListener({
   endpoint,
+  aggregates,
   rfc8030,
   log,
   metrics,
@@ -87,6 +92,11 @@ export function createRequestListener({
       if (method !== 'DELETE') throw methodNotAllowed('DELETE');
       return endpoint.cancel(res, m[1]!);
     }
+    if (aggregates && (path === '/aggregate' || (m = AGGREGATE.exec(path)))) {
+      // creating one and sending to one take from the address's budget as a push does
+      if (method === 'POST') limits?.checkAddress(clientAddress(req));
+      return aggregates.route(req, res, method, path === '/aggregate' ? undefined : m![1]!);
+    }
     if (path === '/subscribe' && method === 'POST') {
       limits?.checkAddress(clientAddress(req));
       registrations?.checkAddress(clientAddress(req));
@@ -104,7 +114,7 @@ export function createRequestListener({
       if (path === '/demo/send' && method === 'POST') limits?.checkAddress(clientAddress(req));
       return demo(req, res, path);
     }
-    if (/^\/(wpush|m|s|set|r)\//.test(path)) throw new PushError(404, Errno.invalidToken, 'Invalid token');
+    if (/^\/(wpush|m|s|set|r|a)\//.test(path)) throw new PushError(404, Errno.invalidToken, 'Invalid token');
     throw new PushError(404, Errno.notFound, 'Not found');
   }
 

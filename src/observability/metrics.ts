@@ -14,7 +14,12 @@ export interface MetricSources {
   http2Monitors(): number;
   /** Messages in the store (SQLite: counted up to a bound); null when unknown (not reported). */
   storedMessages(): number | null | Promise<number | null>;
+  /** Live aggregates; absent when the server has none. */
+  aggregates?(): Promise<number>;
 }
+
+/** What a fan-out did for one member (src/endpoint/aggregate-endpoint.ts). */
+export type FanoutResult = 'stored' | 'gone' | 'refused';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -31,6 +36,8 @@ export class Metrics {
   readonly #responses: Counter<'code'>;
   readonly #limited: Record<LimitKind, Child>;
   readonly #byCode = new Map<number, Child>();
+  readonly #fanoutMessages: Record<FanoutResult, Child>;
+  readonly #fanoutsInProgress: Gauge;
   #sources: MetricSources | null = null;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -106,6 +113,12 @@ export class Metrics {
       labelNames: ['code'],
       registers,
     });
+    this.#fanoutMessages = labelledCounter(registers, 'webpushd_fanout_messages_total', 'Messages of sends to aggregates, one per member, by result', 'result', {
+      stored: 'stored',
+      gone: 'gone',
+      refused: 'refused',
+    });
+    this.#fanoutsInProgress = new Gauge({ name: 'webpushd_fanouts_in_progress', help: 'Sends to aggregates being written now', registers });
     const sources = () => this.#sources;
     new Gauge({
       name: 'webpushd_connections',
@@ -127,6 +140,27 @@ export class Metrics {
         if (n !== null) this.set(n);
       },
     });
+    new Gauge({
+      name: 'webpushd_aggregates',
+      help: 'Live aggregates (one send, many subscriptions) in the store',
+      registers,
+      async collect() {
+        const aggregates = sources()?.aggregates;
+        if (aggregates) this.set(await aggregates());
+      },
+    });
+  }
+
+  fanoutStarted(): void {
+    this.#fanoutsInProgress.inc();
+  }
+
+  fanoutEnded(): void {
+    this.#fanoutsInProgress.dec();
+  }
+
+  fanoutMessages(result: FanoutResult, n: number): void {
+    if (n > 0) this.#fanoutMessages[result].inc(n);
   }
 
   /** Wires the scrape-time gauges to the server's parts (once they exist). */

@@ -1,10 +1,10 @@
 // The capability URLs handed out: push URLs (per subscription, v1 open or v2 restricted to a
-// VAPID key), message URLs (per stored message), and the RFC 8030 user agent's subscription,
-// set and receipt-subscription URLs. Each is a sealed record of the ids it names.
+// VAPID key), message URLs (per stored message), the RFC 8030 user agent's subscription,
+// set and receipt-subscription URLs, and aggregate URLs. Each is a sealed record of the ids it names.
 import { randomBytes } from 'node:crypto';
 import type { Sealer } from './sealer.ts';
 
-const Kind = { push: 1, restrictedPush: 2, message: 3, subscription: 4, set: 5, receipts: 6 } as const;
+const Kind = { push: 1, restrictedPush: 2, message: 3, subscription: 4, set: 5, receipts: 6, aggregate: 7 } as const;
 
 export interface PushTarget {
   uaid: Buffer;
@@ -111,5 +111,15 @@ export class Capabilities {
   openReceiptsToken(token: string): Buffer | null {
     const p = this.#sealer.open(token);
     return p && p[0] === Kind.receipts && p.length === 17 ? p.subarray(1) : null;
+  }
+
+  /** An aggregate: `id` is 16 random bytes naming it in the aggregate store. Deterministic: one URL per aggregate. */
+  aggregateToken(id: Buffer): string {
+    return this.#sealer.sealDeterministic(Buffer.concat([Buffer.of(Kind.aggregate), id]));
+  }
+
+  openAggregateToken(token: string): Buffer | null {
+    const p = this.#sealer.open(token);
+    return p && p[0] === Kind.aggregate && p.length === 17 ? p.subarray(1) : null;
   }
 }
