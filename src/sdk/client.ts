@@ -63,7 +63,9 @@ export class PushClient {
       const { statusCode, headers, body, httpVersion } = res;
       if (statusCode >= 200 && statusCode <= 299) {
         const result: SendResult = { statusCode, headers, body, httpVersion, attempts: attempt };
-        if (typeof headers.location === 'string') result.location = new URL(headers.location, url).href;
+        // absolute, for cancelNotification; a Location that is no URL reference is passed on as it came
+        const { location } = headers;
+        if (location !== undefined) result.location = URL.canParse(location, url.href) ? new URL(location, url).href : location;
         const receipts = o.receipt ? findLink(parseLinks(headers.link, url.href), RECEIPT_REL) : undefined;
         if (receipts !== undefined) result.receiptSubscription = receipts;
         return result;
