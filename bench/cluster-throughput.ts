@@ -10,7 +10,9 @@
 //     --rate X              the fixed rate of the latency phase, messages/s (2000)
 //     --rate-seconds T      its length (10)
 //     --probe-rate P        latency probe messages per second, in every phase (20)
-//     --idle-connections K  idle user agents for the Redis node's memory phase, 0 skips it (5000)
+//     --targets LIST        some of relay,sqlite,redis,cross (all); ratios need relay and sqlite
+//     --idle-connections K  idle user agents of the memory phase (a Redis node, then a SQLite
+//                           node), 0 skips it (5000)
 //     --clients C --streams S  h2load -c (50) and -m (4) of the load rounds
 //     --cpu-prof            profile the webpushd processes (saved under bench/profiles/, summarized)
 //     --json FILE           also write every figure as JSON
@@ -24,11 +26,13 @@
 //   2. R load rounds: h2load --h1 posts M messages over the N endpoints as fast as it can while
 //      the probe posts P/s: delivered+acked msg/s (M / first-to-last ack) and the probe's
 //      POST->delivery p50/p99 under that load;
-//   3. a fixed rate: h2load posts X msg/s (10 clients, --rps X/10) for T s while the probe
+//   3. a fixed rate: h2load posts X msg/s (50 clients, --rps X/50) for T s while the probe
 //      posts P/s: POST->delivery p50/p99 at that rate (cross-node on the two-node target);
-// then, on a fresh Redis node: memory per idle connection (node RSS, and Redis used_memory per
-// user agent) and Redis used_memory per stored message (the idle user agents gone, one message
-// posted to each, 186-byte bodies).
+// then, on a fresh Redis node (and a SQLite node for comparison): memory per idle connection
+// (node RSS and JS heap, and Redis used_memory per user agent) and Redis used_memory per stored
+// message, 186-byte bodies: the idle user agents gone, one message posted to each (small
+// per-user-agent keys, which Redis packs), then DEEP more to each of K/DEEP of them (large ones:
+// hash tables and skip lists).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -58,6 +62,7 @@ const { values: argv } = parseArgs({
     'rate-seconds': { type: 'string', default: '10' },
     'probe-rate': { type: 'string', default: '20' },
     'idle-connections': { type: 'string', default: '5000' },
+    targets: { type: 'string', default: 'relay,sqlite,redis,cross' },
     clients: { type: 'string', default: '50' },
     streams: { type: 'string', default: '4' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -86,8 +91,13 @@ const CLIENTS = int('clients', 1);
 const STREAMS = int('streams', 1);
 const FSYNCS = argv.fsync === 'both' ? ['always', 'everysec'] : [argv.fsync!];
 if (!FSYNCS.every((f) => f === 'always' || f === 'everysec')) throw new Error('--fsync must be always, everysec or both');
-const RATE_CLIENTS = 10;
+const TARGETS = new Set(argv.targets!.split(','));
+if (![...TARGETS].every((t) => ['relay', 'sqlite', 'redis', 'cross'].includes(t))) throw new Error('--targets: relay, sqlite, redis, cross');
+/** Clients of the fixed-rate phase: each sends one request at a time, so a slow answer must not hold the rate down. */
+const RATE_CLIENTS = 50;
 const WARM_CONNECTIONS = 100;
+/** Messages per user agent of the memory phase's deep queues (over Redis's listpack limit of 128). */
+const DEEP = 500;
 
 cleanupOnSignals();
 const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -217,6 +227,7 @@ interface TargetResult {
 }
 
 interface Target {
+  kind: 'relay' | 'sqlite' | 'redis' | 'cross';
   label: string;
   /** Starts the processes: user agents connect to `connectTo`, the application server posts to `postTo`. */
   start(): Promise<{ connectTo: Node; postTo: Node; pids: number[]; stop(): Promise<string[]> }>;
@@ -296,16 +307,24 @@ async function measure(target: Target, work: string): Promise<TargetResult> {
 }
 
 interface IdleResult {
-  fsync: string;
+  fsync: string | null;
   connections: number;
   nodeRssPerConnKb: number;
   nodeGcRssPerConnKb: number;
+  nodeHeapPerConnKb: number;
   redisBytesPerUserAgent: number;
   storedMessages: number;
   redisBytesPerMessage: number;
+  deepMessages: number;
+  redisBytesPerDeepMessage: number;
 }
 
-async function memReport(proc: ChildProcess, memFile: string): Promise<{ rssAfterKb: number }> {
+interface MemReport {
+  rssAfterKb: number;
+  after: NodeJS.MemoryUsage;
+}
+
+async function memReport(proc: ChildProcess, memFile: string): Promise<MemReport> {
   rmSync(memFile, { force: true });
   proc.kill('SIGUSR2');
   const deadline = Date.now() + 30_000;
@@ -313,13 +332,19 @@ async function memReport(proc: ChildProcess, memFile: string): Promise<{ rssAfte
     if (Date.now() > deadline) throw new Error('no memory report within 30 s');
     await sleep(50);
   }
-  return JSON.parse(readFileSync(memFile, 'utf8')) as { rssAfterKb: number };
+  return JSON.parse(readFileSync(memFile, 'utf8')) as MemReport;
 }
 
-async function idleMemory(fsync: string, work: string): Promise<IdleResult> {
-  const redis = await startRedis(fsync);
+/** `fsync` null: the same on a SQLite node, for comparison (no Redis figures). */
+async function idleMemory(fsync: string | null, work: string): Promise<IdleResult> {
+  const redis = fsync ? await startRedis(fsync) : null;
   const memFile = join(work, 'mem.json');
-  const node = await startNode(webpushd(['--store', redis.url]), { memFile });
+  // the deep queues: no per-subscription cap or rate limit in the way
+  const node = await startNode(
+    webpushd([...(redis ? ['--store', redis.url] : []), '--max-stored-per-subscription', String(2 * DEEP), '--rate-limit-subscription', '0']),
+    { memFile },
+  );
+  const used = () => (redis ? redisInfo(redis, 'used_memory') : Number.NaN);
   const swarms: Helper[] = [];
   try {
     const warm = new Helper(SWARM);
@@ -328,45 +353,54 @@ async function idleMemory(fsync: string, work: string): Promise<IdleResult> {
     await sleep(2000);
     const rss0 = procStatusKb(node.proc.pid!, 'VmRSS');
     const gc0 = await memReport(node.proc, memFile);
-    const redis0 = redisInfo(redis, 'used_memory');
+    const redis0 = used();
     const idle = new Helper(SWARM);
     swarms.push(idle);
     const conn = await idle.request<{ endpoints: string[] }>({ type: 'connect', url: `ws://127.0.0.1:${node.port}/`, count: K, concurrency: 100, returnEndpoints: true });
     await sleep(3000);
     const rss1 = procStatusKb(node.proc.pid!, 'VmRSS');
     const gc1 = await memReport(node.proc, memFile);
-    const redis1 = redisInfo(redis, 'used_memory');
+    const redis1 = used();
     // the idle user agents leave; one message stored for each
     await idle.request({ type: 'close' });
     await sleep(1000);
-    const redis2 = redisInfo(redis, 'used_memory');
+    const redis2 = used();
     const h2 = await h2load(conn.endpoints, K, work, { clients: 10, streams: 4 });
-    const redis3 = redisInfo(redis, 'used_memory');
+    const redis3 = used();
+    const deepEndpoints = conn.endpoints.slice(0, Math.max(1, Math.floor(K / DEEP)));
+    const deep = await h2load(deepEndpoints, deepEndpoints.length * (DEEP - 1), work, { clients: Math.min(10, deepEndpoints.length), streams: 4 });
+    const redis4 = used();
     const r: IdleResult = {
       fsync,
       connections: K,
       nodeRssPerConnKb: (rss1 - rss0) / K,
       nodeGcRssPerConnKb: (gc1.rssAfterKb - gc0.rssAfterKb) / K,
+      nodeHeapPerConnKb: (gc1.after.heapUsed - gc0.after.heapUsed) / 1024 / K,
       redisBytesPerUserAgent: (redis1 - redis0) / K,
       storedMessages: h2.status['2xx']!,
       redisBytesPerMessage: (redis3 - redis2) / h2.status['2xx']!,
+      deepMessages: deep.status['2xx']!,
+      // the first message of each of these user agents is counted above
+      redisBytesPerDeepMessage: (redis4 - redis3) / deep.status['2xx']!,
     };
     log(
-      `idle (appendfsync ${fsync}): ${K} connections: node RSS ${r.nodeRssPerConnKb.toFixed(2)} kB each (after GC ${r.nodeGcRssPerConnKb.toFixed(2)}), ` +
-        `Redis ${r.redisBytesPerUserAgent.toFixed(0)} B per user agent; ${r.storedMessages} stored: ${r.redisBytesPerMessage.toFixed(0)} B each`,
+      `idle (${fsync ? `Redis, appendfsync ${fsync}` : 'SQLite'}): ${K} connections: node RSS ${r.nodeRssPerConnKb.toFixed(2)} kB each (after GC ${r.nodeGcRssPerConnKb.toFixed(2)}), ` +
+        `Redis ${r.redisBytesPerUserAgent.toFixed(0)} B per user agent; ${r.storedMessages} stored: ${r.redisBytesPerMessage.toFixed(0)} B each; ` +
+        `${r.deepMessages} more in ${deepEndpoints.length} deep queues: ${r.redisBytesPerDeepMessage.toFixed(0)} B each`,
     );
     return r;
   } finally {
     await Promise.all(swarms.map((s) => s.close()));
     await terminate(node.proc, 15_000);
-    await redis.stop();
+    await redis?.stop();
   }
 }
 
 // ---- targets ----
 
 function targets(): Target[] {
-  const single = (label: string, args: () => Promise<{ args: string[]; redis?: RedisServer }>): Target => ({
+  const single = (kind: Target['kind'], label: string, args: () => Promise<{ args: string[]; redis?: RedisServer }>): Target => ({
+    kind,
     label,
     async start() {
       const { args: a, redis } = await args();
@@ -384,17 +418,18 @@ function targets(): Target[] {
     },
   });
   const list: Target[] = [
-    single('relay', async () => ({ args: [RELAY] })),
-    single('SQLite node', async () => ({ args: webpushd(['--sync', 'full']) })),
+    single('relay', 'relay', async () => ({ args: [RELAY] })),
+    single('sqlite', 'SQLite node', async () => ({ args: webpushd(['--sync', 'full']) })),
   ];
   for (const fsync of FSYNCS) {
     const label = `2 Redis nodes, cross-node (${fsync})`;
     list.push(
-      single(`Redis node (${fsync})`, async () => {
+      single('redis', `Redis node (${fsync})`, async () => {
         const redis = await startRedis(fsync);
         return { args: webpushd(['--store', redis.url]), redis };
       }),
       {
+        kind: 'cross',
         label,
         async start() {
           const redis = await startRedis(fsync);
@@ -414,7 +449,7 @@ function targets(): Target[] {
       },
     );
   }
-  return list;
+  return list.filter((t) => TARGETS.has(t.kind));
 }
 
 /** The redis-server's pid, for its CPU share (the helper does not expose its process). */
@@ -435,10 +470,11 @@ function table(rows: string[][]): string {
   return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }
 
+const med = (r: TargetResult | undefined, pick: (x: Round) => number) => (r ? median(r.rounds.map(pick)) : Number.NaN);
+
 function report(results: TargetResult[], idle: IdleResult[]): string {
-  const relay = results[0]!;
-  const sqlite = results[1]!;
-  const med = (r: TargetResult, pick: (x: Round) => number) => median(r.rounds.map(pick));
+  const relay = results.find((r) => r.label === 'relay');
+  const sqlite = results.find((r) => r.label === 'SQLite node');
   const rows = [
     ['', 'delivered+acked/s', 'x relay', 'x SQLite', 'p50 under load (ms)', 'p99 under load (ms)', `p50 at ${RATE}/s (ms)`, `p99 at ${RATE}/s (ms)`, 'CPU (% of a core)'],
     ...results.map((r) => [
@@ -456,14 +492,25 @@ function report(results: TargetResult[], idle: IdleResult[]): string {
   let out = table(rows);
   if (idle.length > 0) {
     out += `\n\n${table([
-      ['Redis node, idle', 'connections', 'node RSS per connection (kB)', 'after forced GC (kB)', 'Redis per user agent (B)', 'Redis per stored message (B)'],
+      [
+        'idle connections',
+        'connections',
+        'node RSS per connection (kB)',
+        'after forced GC (kB)',
+        'JS heap per connection (kB)',
+        'Redis per user agent (B)',
+        'Redis per stored message, 1 per UA (B)',
+        `Redis per stored message, ${DEEP} per UA (B)`,
+      ],
       ...idle.map((i) => [
-        `appendfsync ${i.fsync}`,
+        i.fsync ? `Redis node (appendfsync ${i.fsync})` : 'SQLite node',
         f0(i.connections),
         f2(i.nodeRssPerConnKb),
         f2(i.nodeGcRssPerConnKb),
+        f2(i.nodeHeapPerConnKb),
         f0(i.redisBytesPerUserAgent),
         f0(i.redisBytesPerMessage),
+        f0(i.redisBytesPerDeepMessage),
       ]),
     ])}`;
   }
@@ -479,14 +526,14 @@ async function main(): Promise<void> {
   const results: TargetResult[] = [];
   for (const t of targets()) results.push(await measure(t, work));
   const idle: IdleResult[] = [];
-  if (K > 0) idle.push(await idleMemory(FSYNCS[0]!, work));
+  if (K > 0) idle.push(await idleMemory(FSYNCS[0]!, work), await idleMemory(null, work));
   const text = report(results, idle);
-  const h2cmd = results[0]!.rounds[0]!.h2.command;
-  const rateCmd = results[0]!.fixedRate.h2.command;
+  const h2cmd = results[0]?.rounds[0]!.h2.command;
+  const rateCmd = results[0]?.fixedRate.h2.command;
   console.log(`\n${command}\n(node ${process.version}, nproc ${cpus().length}; load: ${h2cmd}; fixed rate: ${rateCmd})\n\n${text}\n`);
-  const sqlite = median(results[1]!.rounds.map((x) => x.ackedPerSec));
+  const sqlite = med(results.find((r) => r.label === 'SQLite node'), (x) => x.ackedPerSec);
   for (const r of results.filter((x) => x.label.startsWith('Redis node'))) {
-    const ratio = median(r.rounds.map((x) => x.ackedPerSec)) / sqlite;
+    const ratio = med(r, (x) => x.ackedPerSec) / sqlite;
     console.log(`aim: ${r.label} >= 0.8x the SQLite node: ${ratio.toFixed(2)}x, ${ratio >= 0.8 ? 'met' : 'NOT met'}`);
   }
   for (const r of results.filter((x) => x.label.startsWith('2 Redis'))) {
