@@ -31,7 +31,8 @@
 //      (201s / h2load's wall time), delivered-and-acknowledged/s from the user agents
 //      (M / first-to-last ack), latency under load from the probe, the server's event-loop
 //      delay (p99 and max of monitorEventLoopDelay, read from its /metrics: webpushd's admin
-//      listener, the relay's own) over the round;
+//      listener, the relay's own) over the round, and the server's CPU time per message (all its
+//      threads: the figure least moved by other load on the machine);
 // and then, once per target, on a fresh server process:
 //   5. memory per idle connection: RSS (and the heap after a forced GC, via bench/mem-report.ts)
 //      before and after K more idle user agents (hello + one register each).
@@ -353,6 +354,8 @@ interface Round {
   loadProbe: { lost: number; errors: number };
   /** The server's event-loop delay over the round (ms). */
   loopDelay: { p99Ms: number; maxMs: number };
+  /** CPU time of the server process (all its threads) over the round. */
+  serverCpuSeconds: number;
   serverCpuPct: number;
   swarmCpuPct: number;
   h2loadCpuPct: number;
@@ -412,7 +415,8 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
   clearTimeout(lateTimer);
   const delay = await loopDelay(server);
   const elapsed = (Date.now() - started) / 1000;
-  const serverCpuPct = (100 * (procCpuSeconds(server.pid) - cpu0)) / elapsed;
+  const serverCpuSeconds = procCpuSeconds(server.pid) - cpu0;
+  const serverCpuPct = (100 * serverCpuSeconds) / elapsed;
   const swarmCpuPct = (100 * (procCpuSeconds(swarm.proc.pid!) - swarmCpu0)) / elapsed;
   const sys1 = systemCpu();
   const jiffies = sys1.busy + sys1.idle + sys1.steal - (sys0.busy + sys0.idle + sys0.steal);
@@ -426,6 +430,7 @@ async function loadRound(server: ServerHandle, swarm: Helper, probe: Helper, end
     loadSamples: load.samples,
     loadProbe: { lost: load.lost, errors: load.statusErrors },
     loopDelay: delay,
+    serverCpuSeconds,
     serverCpuPct,
     swarmCpuPct,
     h2loadCpuPct: (100 * h2.cpuSeconds) / elapsed,
@@ -684,6 +689,8 @@ function report(base: ThroughputResult | undefined, runs: ThroughputResult[], id
     row('server event-loop delay p99 under load (ms), median', (r) => med(r, (x) => x.loopDelay.p99Ms), f1),
     row('server event-loop delay max under load (ms), median', (r) => med(r, (x) => x.loopDelay.maxMs), f1),
     row('server CPU during load (% of a core)', (r) => med(r, (x) => x.serverCpuPct), f0),
+    // what a message costs, whatever else the machine runs: steadier than rates on a busy machine
+    row('server CPU per delivered message (µs), median', (r) => med(r, (x) => (1e6 * x.serverCpuSeconds) / x.acks.acked), f0),
     row('UA process CPU during load (% of a core)', (r) => med(r, (x) => x.swarmCpuPct), f0),
     row('h2load CPU during load (% of a core)', (r) => med(r, (x) => x.h2loadCpuPct), f0),
     row(`machine CPU busy during load (% of ${cpus().length}00)`, (r) => med(r, (x) => x.machineCpuPct), f0),
