@@ -1,5 +1,6 @@
 // The `webpushd` command.
 import { Command } from 'commander';
+import { aggregateCommand } from './aggregate.ts';
 import { broadcastCommand } from './broadcast.ts';
 import { ackCommand, cancelCommand } from './messages.ts';
 import { receiptsCommand } from './receipts.ts';
@@ -17,6 +18,7 @@ const program = new Command('webpushd')
 program.addCommand(serveCommand());
 program.addCommand(vapidCommand());
 program.addCommand(sendCommand());
+program.addCommand(aggregateCommand());
 program.addCommand(uaCommand());
 program.addCommand(receiptsCommand());
 program.addCommand(cancelCommand());

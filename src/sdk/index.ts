@@ -6,6 +6,22 @@ export { DEFAULT_CONCURRENCY, type SendManyOptions, type SendManyResult, type Se
 export type { Trace, TraceEvent } from './trace.ts';
 export { listenReceipts, type Receipt, type ListenReceiptsOptions, type ListenReceiptsResult } from './receipts.ts';
 export { generateRequestDetails } from './request-details.ts';
+export {
+  createAggregate,
+  aggregateMembers,
+  changeAggregate,
+  deleteAggregate,
+  sendToAggregate,
+  sendBatchToAggregate,
+  type AggregateOptions,
+  type AggregateSendOptions,
+  type BatchSendOptions,
+  type AggregateChange,
+  type CreatedAggregate,
+  type BatchMessage,
+  type FanoutResult,
+  type MemberResult,
+} from './aggregates.ts';
 export { PushClient, type PushClientOptions, type Payload } from './client.ts';
 export { generateVAPIDKeys } from './vapid.ts';
 export { WebPushError, SubscriptionGoneError, WebPushValidationError } from './errors.ts';
