@@ -27,6 +27,9 @@ export interface Stats {
   uptimeSeconds: number;
   connections: Record<string, number>;
   storedNow: number | null;
+  /** Sends to aggregates being written now, and the live aggregates (null: not reported). */
+  fanoutsInProgress: number;
+  aggregates: number | null;
   messages: Totals;
   /** per second, over the last HISTORY_SECONDS seconds (or since start) */
   rates: { accepted: number; delivered: number; acknowledged: number };
@@ -91,6 +94,8 @@ export class StatsSampler {
     const responses: Record<string, number> = {};
     for (const v of await values(m, 'webpushd_http_responses_total')) responses[String(v.labels.code)] = v.value;
     const stored = await values(m, 'webpushd_messages_stored');
+    const fanouts = await values(m, 'webpushd_fanouts_in_progress');
+    const aggregates = await values(m, 'webpushd_aggregates');
     const history: Stats['history'] = [];
     for (let i = 1; i < this.#samples.length; i++) {
       const a = this.#samples[i - 1]!;
@@ -107,6 +112,8 @@ export class StatsSampler {
       uptimeSeconds: Math.round((now.t - this.#started) / 1000),
       connections,
       storedNow: stored[0]?.value ?? null,
+      fanoutsInProgress: fanouts[0]?.value ?? 0,
+      aggregates: aggregates[0]?.value ?? null,
       messages,
       rates: { accepted: rate('accepted'), delivered: rate('delivered'), acknowledged: rate('acknowledged') },
       responses,

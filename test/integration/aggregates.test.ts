@@ -222,8 +222,8 @@ test('an aggregate unused for --aggregate-expiry-seconds is gone, and the sweep 
   }
 });
 
-test('a fan-out to 3,000 members is written in chunks: a push sent meanwhile is answered before it ends', async () => {
-  const server = await startTestServer({ aggregateMaxMembers: 5000, aggregateChunk: 100 });
+test('a fan-out to 3,000 members is written in chunks: a push sent meanwhile is answered before it ends; the dashboard shows it in progress', async () => {
+  const server = await startTestServer({ aggregateMaxMembers: 5000, aggregateChunk: 100, adminPort: 0 });
   const uas: TestUserAgent[] = [];
   try {
     const key = vapid();
@@ -248,12 +248,16 @@ test('a fan-out to 3,000 members is written in chunks: a push sent meanwhile is 
       return r;
     });
     await until(() => server.metrics.text().then((t) => /webpushd_fanouts_in_progress 1/.test(t)), 'the fan-out started');
+    // the dashboard shows it
+    const stats = (await (await fetch(`${server.adminUrl}/api/stats`)).json()) as { fanoutsInProgress: number; aggregates: number };
+    assert.deepEqual([stats.fanoutsInProgress, stats.aggregates], [1, 1]);
     const push = await fetch(bystander.subs[0]!.push, { method: 'POST', headers: { ttl: '60' } });
     const pushDone = Date.now();
     assert.equal(push.status, 201);
     const r = await fanout;
     assert.equal(r.json.stored, 3000);
     assert.ok(pushDone < fanoutDone, 'the single push was answered while the fan-out was being written');
+    assert.equal(((await (await fetch(`${server.adminUrl}/api/stats`)).json()) as { fanoutsInProgress: number }).fanoutsInProgress, 0);
     await bystander.ua.next('notification');
     for (const ua of uas.slice(0, 3)) await until(() => ua.pending().filter((f) => f.messageType === 'notification').length === 1000, 'every member got its message');
   } finally {

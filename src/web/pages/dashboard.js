@@ -28,6 +28,8 @@ function render(s) {
   for (const [k, v] of Object.entries(s.messages)) set(`msg-${k}`, v);
   for (const [k, v] of Object.entries(s.connections)) set(`conn-${k}`, v);
   $('stored-now').textContent = s.storedNow === null ? '–' : fmt(s.storedNow);
+  set('fanouts', s.fanoutsInProgress);
+  $('aggregates').textContent = s.aggregates === null ? '–' : fmt(s.aggregates);
   for (const [k, v] of Object.entries(s.rates)) set(`rate-${k}`, v);
   const last = s.history[s.history.length - 1];
   set('rate-now', last ? last.accepted : 0);
