@@ -8,6 +8,7 @@ import { createECDH, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { generateRequestDetails, generateVAPIDKeys } from '../../src/index.ts';
+import { vapidHeaders } from '../../src/sdk/vapid.ts';
 import { StoreUnavailable } from '../../src/store/errors.ts';
 import { H2Client, links, REL_RECEIPT, type H2Response } from '../helpers/h2-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -73,7 +74,7 @@ let broken: TestServer;
 let h2: H2Client;
 
 before(async () => {
-  server = await startTestServer({ maxStoredPerSubscription: 1, maxChannelsPerUserAgent: 2 });
+  server = await startTestServer({ maxStoredPerSubscription: 1, maxChannelsPerUserAgent: 2, aggregateMaxPerKey: 1, aggregateMaxMembers: 1, aggregateFanoutBurst: 2, aggregateMaxBodyBytes: 4096 });
   // no free disk is ever enough for this one: 507
   full = await startTestServer({ minFreeDiskMib: 1 << 30, store: undefined }); // the disk quota is SQLite's
   broken = await startTestServer();
@@ -209,6 +210,37 @@ test('every documented answer of every operation, as the server gives it', async
   await call(h2, 'deleteSet', 'DELETE', a.set); // 204
   await call(h2, 'deleteSet', 'DELETE', a.set); // 404
   await monitorOnce('monitorSet', a.set); // 404
+
+  // aggregates (--aggregate-max-per-key 1, --aggregate-max-members 1, --aggregate-fanout-burst 2, --aggregate-max-body 4096)
+  const owner = generateVAPIDKeys();
+  const other = generateVAPIDKeys();
+  const signed = (url: string, key = owner, type?: string) => ({
+    authorization: vapidHeaders({ subject: 'mailto:test@example.org', ...key }, new URL(url, server.url).href, 'aes128gcm').authorization,
+    ...(type ? { 'content-type': type } : {}),
+  });
+  const members = (m: Record<string, true | null> | null) => JSON.stringify({ members: m });
+  const [m1, m2] = [await subscribe(h2), await subscribe(h2)];
+  const created = await call(h2, 'createAggregate', 'POST', '/aggregate', { headers: signed('/aggregate', owner, 'application/json'), body: members({ [m1.push]: true }) });
+  assert.equal(created.status, 201);
+  await call(h2, 'createAggregate', 'POST', '/aggregate', { headers: signed('/aggregate') }); // 429
+  await call(h2, 'createAggregate', 'POST', '/aggregate', {}); // 401
+  await call(h2, 'createAggregate', 'POST', '/aggregate', { headers: signed('/aggregate', other, 'application/json'), body: '[]' }); // 400
+  await call(h2, 'createAggregate', 'POST', '/aggregate', { headers: signed('/aggregate', other, 'application/json'), body: members({ [m1.push]: true, [m2.push]: true }) }); // 409
+  await call(h2, 'createAggregate', 'POST', '/aggregate', { headers: signed('/aggregate', other, 'application/json'), body: 'x'.repeat(5000) }); // 413
+  const aggregate = String(created.headers.location);
+  await call(h2, 'listAggregate', 'GET', aggregate, { headers: signed(aggregate) }); // 200
+  await call(h2, 'listAggregate', 'GET', aggregate, {}); // 401
+  await call(h2, 'listAggregate', 'GET', aggregate, { headers: signed(aggregate, other) }); // 403
+  await call(h2, 'listAggregate', 'GET', '/a/forged', { headers: signed('/a/forged') }); // 404
+  await call(h2, 'changeAggregate', 'PATCH', aggregate, { headers: signed(aggregate, owner, 'application/json'), body: members({}) }); // 415
+  await call(h2, 'changeAggregate', 'PATCH', aggregate, { headers: signed(aggregate, owner, 'application/merge-patch+json'), body: members(null) }); // 400
+  await call(h2, 'changeAggregate', 'PATCH', aggregate, { headers: signed(aggregate, owner, 'application/merge-patch+json'), body: members({ [m2.push]: true }) }); // 409
+  await call(h2, 'changeAggregate', 'PATCH', aggregate, { headers: signed(aggregate, owner, 'application/merge-patch+json'), body: members({ [m1.push]: null, [m2.push]: true }) }); // 200
+  await call(h2, 'sendToAggregate', 'POST', aggregate, { headers: { ...signed(aggregate, owner, 'application/octet-stream'), ttl: '60', 'content-encoding': 'aes128gcm' }, body: randomBytes(100) }); // 415
+  await call(h2, 'sendToAggregate', 'POST', aggregate, { headers: { ...signed(aggregate), ttl: '60' } }); // 202
+  await call(h2, 'sendToAggregate', 'POST', aggregate, { headers: { ...signed(aggregate), ttl: '60' } }); // 429
+  await call(h2, 'deleteAggregate', 'DELETE', aggregate, { headers: signed(aggregate) }); // 204
+  await call(h2, 'deleteAggregate', 'DELETE', aggregate, { headers: signed(aggregate) }); // 404
 
   const documented = [...operations].flatMap(([id, o]) => Object.keys(o.op.responses).map((status) => `${id} ${status}`));
   assert.deepEqual(documented.filter((d) => !seen.has(d)), [], 'documented answers no request produced');
