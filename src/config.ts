@@ -15,6 +15,8 @@ export interface Config {
   clusterRefreshIntervalMs: number;
   /** With a Redis store: how often each node checks its connections for messages whose hint was lost (the bound on that delay). */
   clusterRecheckIntervalMs: number;
+  /** With one Redis (redis://): connections to it, commands spread over them by hash slot. */
+  storeConnections: number;
   /** Base of the URLs handed out; default from host, port and TLS. */
   publicUrl: string | undefined;
   tlsCert: string | undefined;
@@ -125,6 +127,7 @@ export const DEFAULTS: Config = {
   secrets: 'store',
   clusterRefreshIntervalMs: 10_000,
   clusterRecheckIntervalMs: 30_000,
+  storeConnections: 4,
   publicUrl: undefined,
   tlsCert: undefined,
   tlsKey: undefined,

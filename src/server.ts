@@ -121,7 +121,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       else log.info('store writes succeed again');
     },
   };
-  const redis = config.store ? await RedisStore.open({ url: config.store, ...storeOptions }) : null;
+  const redis = config.store ? await RedisStore.open({ url: config.store, connections: config.storeConnections, ...storeOptions }) : null;
   const store: Store = redis ?? new SqliteStore({ path: dbPath, synchronous: config.sync, countCacheSize: config.storeCountCache, onCommit: metrics.commit, ...storeOptions });
   const aggregateOptions = { maxMembers: config.aggregateMaxMembers, maxPerOwner: config.aggregateMaxPerKey, idleMs: config.aggregateExpirySeconds * 1000 };
   const aggregates: AggregateStore = redis

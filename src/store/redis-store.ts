@@ -52,6 +52,8 @@ export interface RedisStoreOptions {
   maxChannelsPerUserAgent?: number;
   /** How long a queued receipt waits for its application server (default 24 h). */
   receiptTtlMs?: number;
+  /** One Redis: connections to it, commands spread by slot (default 4; a Redis Cluster: one per primary). */
+  connections?: number;
   /** How long a command waits for its reply before it fails as unavailable (default 5000 ms). */
   commandTimeoutMs?: number;
   now?: () => number;
@@ -61,6 +63,8 @@ export interface RedisStoreOptions {
   onReceipts?: (subscriptions: Buffer[]) => void;
 }
 
+/** Connections to one Redis unless told (see RedisStoreOptions.connections). */
+const DEFAULT_CONNECTIONS = 4;
 const LIBRARY = readFileSync(new URL('./redis/functions.lua', import.meta.url), 'utf8');
 /** The functions' names carry the library's version (functions.lua). */
 const PREFIX = 'wp1_';
@@ -113,6 +117,7 @@ export class RedisStore implements Store {
     this.#onReceipts = opts.onReceipts ?? (() => {});
     this.#redis = openConnection({
       url: opts.url,
+      connections: opts.connections ?? DEFAULT_CONNECTIONS,
       timeoutMs: opts.commandTimeoutMs ?? 5000,
       reconnect: () => this.#running,
       // the client reports each failed reconnection: the store says once that it is failing

@@ -182,6 +182,25 @@ describe('RedisStore on Redis only', { skip }, () => {
     }
   });
 
+  test('commands go over several connections, each user agent\'s over one: a read sent after a write sees it', async () => {
+    await admin!.flushDb();
+    const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10, connections: 4 });
+    try {
+      const subs = Array.from({ length: 40 }, () => ({ uaid: randomBytes(16), chid: randomBytes(16), keyHash: null }));
+      for (const s of subs) await store.putSubscription(s);
+      // sent in one tick, not awaited in between: only their order on one connection orders them
+      const reads = subs.map((s) => {
+        void store.saveMessage(message(s.uaid, s.chid));
+        return store.pendingMessages(s.uaid, 0, 10);
+      });
+      assert.deepEqual((await Promise.all(reads)).map((r) => r.length), subs.map(() => 1));
+      const clients = (await admin!.clientList()).filter((c) => c.cmd === 'fcall_ro' || c.cmd === 'fcall');
+      assert.equal(clients.length, 4, 'every connection was used');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a Redis that cannot be reached fails the start, naming it without its password', async () => {
     const port = await freePort();
     await assert.rejects(

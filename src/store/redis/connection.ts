@@ -3,6 +3,7 @@
 // node of its key's hash slot (every key the store names carries a hash tag, so a function's keys
 // are on one node); the function library is loaded on every primary; hints use sharded pub/sub.
 import { createClient, createCluster, RESP_TYPES } from 'redis';
+import { slotOfKey } from './keys.ts';
 import { isClusterUrl, parseClusterUrl, where, type ClusterTarget } from './url.ts';
 
 export type Reply = Buffer | number | null | Reply[];
@@ -10,6 +11,8 @@ type Args = readonly (string | Buffer)[];
 
 export interface ConnectionOptions {
   url: string;
+  /** One server: connections commands are spread over, by their key's slot (a cluster has one per primary). */
+  connections: number;
   /** Connect and command timeout. */
   timeoutMs: number;
   /** Whether to reconnect after a lost connection (false: closing). */
@@ -55,27 +58,36 @@ export function openConnection(o: ConnectionOptions): RedisConnection {
   return cluster ? clusterConnection(o, cluster) : singleConnection(o);
 }
 
+/**
+ * One server over several connections: with `appendfsync always` Redis answers after the fsync
+ * of each event-loop turn, and reads a bounded part of each connection's commands per turn, so
+ * one connection would bound the writes per fsync. A command goes to the connection of its key's
+ * slot: every command of one user agent (one hash tag) keeps its order, as on a cluster.
+ */
 function singleConnection(o: ConnectionOptions): RedisConnection {
-  const client = createClient({
-    url: o.url,
-    // while disconnected a command fails at once (503) instead of waiting in a queue
-    disableOfflineQueue: true,
-    socket: socketOptions(o),
-    commandOptions: commandOptions(o.timeoutMs),
+  const clients = Array.from({ length: o.connections }, () => {
+    const client = createClient({
+      url: o.url,
+      // while disconnected a command fails at once (503) instead of waiting in a queue
+      disableOfflineQueue: true,
+      socket: socketOptions(o),
+      commandOptions: commandOptions(o.timeoutMs),
+    });
+    client.on('error', o.onError);
+    client.on('ready', () => o.onReady((args) => client.sendCommand<Reply>(args)));
+    return client;
   });
-  const send = (args: Args) => client.sendCommand<Reply>(args);
-  client.on('error', o.onError);
-  client.on('ready', () => o.onReady(send));
+  const clientOf = (key: string | Buffer) => clients[slotOfKey(key.toString('latin1')) % clients.length]!;
   return {
     async connect() {
-      await client.connect();
+      await Promise.all(clients.map((c) => c.connect()));
     },
-    send: (_key, _readOnly, args) => send(args),
+    send: (key, _readOnly, args) => clientOf(key).sendCommand<Reply>(args),
     async everyPrimary(args) {
-      await send(args);
+      await clients[0]!.sendCommand(args);
     },
     async subscribe(channels, onMessage, onResubscribed, onError) {
-      const sub = client.duplicate({ commandOptions: {} });
+      const sub = clients[0]!.duplicate({ commandOptions: {} });
       let ready = false;
       sub.on('error', onError);
       sub.on('ready', () => {
@@ -91,10 +103,16 @@ function singleConnection(o: ConnectionOptions): RedisConnection {
       };
     },
     async close() {
-      if (client.isReady) await client.close();
-      else if (client.isOpen) client.destroy();
+      await Promise.all(
+        clients.map(async (client) => {
+          if (client.isReady) await client.close();
+          else if (client.isOpen) client.destroy();
+        }),
+      );
     },
-    destroy: () => client.destroy(),
+    destroy: () => {
+      for (const client of clients) if (client.isOpen) client.destroy();
+    },
   };
 }
 

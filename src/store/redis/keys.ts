@@ -30,6 +30,13 @@ export function slotOfTag(tag: string): number {
   return crc16(tag) % SLOTS;
 }
 
+/** The slot of `key`, as Redis Cluster hashes it: its hash tag's (the text between its first `{` and the next `}`), or the whole key's. */
+export function slotOfKey(key: string): number {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return slotOfTag(close > open + 1 ? key.slice(open + 1, close) : key);
+}
+
 /** For each slot, a short tag that hashes to it (the same on every node: found in order). */
 let slotTags: string[] | null = null;
 
