@@ -476,7 +476,18 @@ function report(results: TargetResult[], idle: IdleResult[]): string {
   const relay = results.find((r) => r.label === 'relay');
   const sqlite = results.find((r) => r.label === 'SQLite node');
   const rows = [
-    ['', 'delivered+acked/s', 'x relay', 'x SQLite', 'p50 under load (ms)', 'p99 under load (ms)', `p50 at ${RATE}/s (ms)`, `p99 at ${RATE}/s (ms)`, 'CPU (% of a core)'],
+    [
+      '',
+      'delivered+acked/s',
+      'x relay',
+      'x SQLite',
+      'p50 under load (ms)',
+      'p99 under load (ms)',
+      `rate reached, of ${RATE}/s`,
+      'p50 at that rate (ms)',
+      'p99 at that rate (ms)',
+      'CPU of nodes + Redis (% of a core)',
+    ],
     ...results.map((r) => [
       r.label,
       f0(med(r, (x) => x.ackedPerSec)),
@@ -484,6 +495,7 @@ function report(results: TargetResult[], idle: IdleResult[]): string {
       f2(med(r, (x) => x.ackedPerSec) / med(sqlite, (x) => x.ackedPerSec)),
       f1(med(r, (x) => x.latency.p50)),
       f1(med(r, (x) => x.latency.p99)),
+      f0(r.fixedRate.sent / r.fixedRate.seconds),
       f2(r.fixedRate.latency.p50),
       f2(r.fixedRate.latency.p99),
       f0(med(r, (x) => x.serverCpuPct)),
@@ -538,7 +550,8 @@ async function main(): Promise<void> {
   }
   for (const r of results.filter((x) => x.label.startsWith('2 Redis'))) {
     const p99 = r.fixedRate.latency.p99;
-    console.log(`aim: ${r.label} p99 < 10 ms at ${RATE} msg/s: ${p99.toFixed(2)} ms, ${p99 < 10 ? 'met' : 'NOT met'}`);
+    const reached = r.fixedRate.sent / r.fixedRate.seconds;
+    console.log(`aim: ${r.label} p99 < 10 ms at ${RATE} msg/s: ${p99.toFixed(2)} ms at ${reached.toFixed(0)} msg/s, ${p99 < 10 && reached >= 0.95 * RATE ? 'met' : 'NOT met'}`);
   }
   const problems = results.flatMap((r) => r.problems.map((p) => `${r.label}: ${p}`));
   if (problems.length > 0) {
