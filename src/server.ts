@@ -106,7 +106,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   }
   const metrics = new Metrics();
   const expireUserAgents = config.userAgentExpiryDays > 0;
-  // when a user agent was last seen, for expiring the ones that never come back
+  // when a user agent was last seen, for expiring the ones that never come back (on Redis, the
+  // cluster router's claim and release of its connection record it in the same call)
   const onPresence = expireUserAgents
     ? (uaid: Buffer) => void store.touchUserAgent(uaid).catch((err: unknown) => log.error({ err }, 'recording a user agent as seen failed'))
     : undefined;
@@ -153,7 +154,6 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     ? await ClusterRouter.start(redis, {
         batchSize: config.deliveryBatch,
         recheckIntervalMs: config.clusterRecheckIntervalMs,
-        ...(onPresence ? { onPresence } : {}),
         onError: (err) => log.warn({ err: (err as Error).message }, 'a hint to another node failed: its user agent gets the message from the store later'),
         onChanged: (what) => onChanged(what),
       })

@@ -70,8 +70,6 @@ export interface ClusterRouterOptions {
   batchSize: number;
   /** How often the connections held here are checked for messages whose hint was lost. */
   recheckIntervalMs: number;
-  /** A user agent connected, or its last connection left. */
-  onPresence?: (uaid: Buffer) => void;
   /** A hint could not be sent or handled (it is a hint: the store still holds the truth). */
   onError: (err: unknown) => void;
   /** Another node (or `webpushd secret`) changed cluster-wide state (announceChange). */
@@ -110,7 +108,6 @@ export class ClusterRouter implements Router {
     const held: Held = { conn, epoch: 0, last: null, takenOver: 0, reading: false, again: false, seen: 0 };
     this.#held.set(key, held);
     if (old && old.conn !== conn) old.conn.replacedByNewer();
-    this.#o.onPresence?.(uaid);
     // sent now, before the connection's first read of the store: that read covers every id up to lastId
     this.#store
       .claimUserAgent(uaid, this.node)
@@ -134,7 +131,6 @@ export class ClusterRouter implements Router {
     const held = this.#held.get(key);
     if (held?.conn !== conn) return;
     this.#held.delete(key);
-    this.#o.onPresence?.(uaid);
     // a claim still under way releases once it is back
     if (held.epoch > 0) this.#store.releaseUserAgent(uaid, this.node, held.epoch).catch(this.#o.onError);
   }

@@ -498,9 +498,10 @@ export class RedisStore implements Store {
   // Routing between nodes (src/router/cluster-router.ts): who holds a user agent's connection,
   // and hints over sharded pub/sub. Not part of the Store seam: only a shared store has them.
 
-  /** The connection of `uaid` is on `node` now. */
+  /** The connection of `uaid` is on `node` now (it is seen now, as touchUserAgent records). */
   async claimUserAgent(uaid: Buffer, node: string): Promise<{ previous: string | null; epoch: number; lastId: number }> {
-    const [previous, epoch, lastId] = (await this.#write(() => this.#fcall('claim_user_agent', userAgentKeys(uaid), [node]))) as [
+    const args = [node, uaid, String(this.#now())];
+    const [previous, epoch, lastId] = (await this.#write(() => this.#fcall('claim_user_agent', userAgentKeys(uaid), args))) as [
       Buffer | null,
       number,
       number,
@@ -508,9 +509,9 @@ export class RedisStore implements Store {
     return { previous: previous?.toString('utf8') ?? null, epoch, lastId };
   }
 
-  /** That connection of `uaid` (its epoch) on `node` left. */
+  /** That connection of `uaid` (its epoch) on `node` left (it is seen now). */
   async releaseUserAgent(uaid: Buffer, node: string, epoch: number): Promise<void> {
-    await this.#write(() => this.#fcall('release_user_agent', userAgentKeys(uaid), [node, String(epoch)]));
+    await this.#write(() => this.#fcall('release_user_agent', userAgentKeys(uaid), [node, String(epoch), uaid, String(this.#now())]));
   }
 
   /** The last message id given to `uaid` (0: none, or no such user agent). */

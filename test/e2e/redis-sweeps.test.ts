@@ -15,6 +15,7 @@ import { message, save, sub } from '../contract/store-contract.ts';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { until } from '../helpers/wait.ts';
 
 const DAY_MS = 86_400_000;
 const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
@@ -76,6 +77,25 @@ describe('sweeps and user-agent expiry across two nodes', { skip: skipWithoutRed
     const alone = await reads();
     await b.sweep();
     assert.equal(together, (await reads()) - alone, 'two sweeps started together read the indexes once');
+  });
+
+  test('connecting and disconnecting record a user agent as seen (the claim and the release of its connection)', async () => {
+    const { ua, uaid } = await subscribed(b);
+    const seen = async () => Number(await admin.hGet(userAgentKeys(Buffer.from(uaid, 'hex'))[0]!, 'seen'));
+    await seenDaysAgo(uaid, 61);
+    const closedAt = Date.now();
+    await ua.close();
+    await until(async () => (await seen()) >= closedAt, 'seen when it left');
+    await seenDaysAgo(uaid, 61);
+    const again = await TestUserAgent.connect(a.wsUrl);
+    try {
+      const connectedAt = Date.now();
+      assert.equal(await again.hello(uaid), uaid);
+      await until(async () => (await seen()) >= connectedAt, 'seen when it came back');
+      assert.equal((await a.sweep()).userAgents, 0);
+    } finally {
+      await again.close();
+    }
   });
 
   test('a user agent connected to the other node all along stays; one held by a node that died expires', async () => {

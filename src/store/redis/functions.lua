@@ -131,12 +131,17 @@ local function delete_user_agent(keys, args)
   return { 1, out }
 end
 
--- ARGV: uaid, now. A user agent connected or disconnected; an unknown one stays unknown.
-local function touch_user_agent(keys, args)
+-- A user agent connected or disconnected (now): when it was last seen; an unknown one stays unknown.
+local function touch(keys, uaid, now)
   if redis.call('EXISTS', keys[UA]) == 0 then return 0 end
-  redis.call('HSET', keys[UA], 'seen', args[2])
-  redis.call('ZADD', keys[SLOT_SEEN], args[2], args[1])
+  redis.call('HSET', keys[UA], 'seen', now)
+  redis.call('ZADD', keys[SLOT_SEEN], now, uaid)
   return 1
+end
+
+-- ARGV: uaid, now.
+local function touch_user_agent(keys, args)
+  return touch(keys, args[1], args[2])
 end
 
 -- ARGV: uaid, chid, topic ('' for none), record, expires at, most per subscription, most per
@@ -216,10 +221,11 @@ local function sweep_user_agent(keys, args)
   return { expired, out }
 end
 
--- ARGV: node. The user agent's connection is on `node` now: its epoch goes up. Returns
--- {previous node (nil: none), epoch, last message id (0: none)}. Kept apart from the user agent's
--- record: one that only said hello is connected without being stored.
+-- ARGV: node, uaid, now. The user agent's connection is on `node` now: its epoch goes up, and it
+-- is seen. Returns {previous node (nil: none), epoch, last message id (0: none)}. Kept apart from
+-- the user agent's record: one that only said hello is connected without being stored.
 local function claim_user_agent(keys, args)
+  touch(keys, args[2], args[3])
   local previous = redis.call('HGET', keys[HOLDER], 'node')
   local epoch = redis.call('HINCRBY', keys[HOLDER], 'epoch', 1)
   redis.call('HSET', keys[HOLDER], 'node', args[1])
@@ -227,8 +233,10 @@ local function claim_user_agent(keys, args)
   return { previous, epoch, tonumber(redis.call('HGET', keys[UA], 'id') or '0') }
 end
 
--- ARGV: node, epoch. That connection left; a newer one (a later epoch) stays recorded.
+-- ARGV: node, epoch, uaid, now. That connection left (the user agent is seen); a newer one (a
+-- later epoch) stays recorded.
 local function release_user_agent(keys, args)
+  touch(keys, args[3], args[4])
   local holder = redis.call('HMGET', keys[HOLDER], 'node', 'epoch')
   if holder[1] == args[1] and holder[2] == args[2] then
     redis.call('HDEL', keys[HOLDER], 'node')
