@@ -329,15 +329,15 @@ export class RedisStore implements Store {
     const keys = userAgentKeys(m.uaid);
     const saved = await this.#write(async (): Promise<Reply | 'no-subscription' | 'no-receipt-subscription'> => {
       if (receipt) {
-        // the receipt subscription is in another slot: it is looked at only for a subscription that exists
-        if ((await this.#command(['HEXISTS', keys[1]!, m.chid])) === 0) return 'no-subscription';
+        // the receipt subscription is in another slot: both asked at once (one round trip); one
+        // made or extended for a subscription that turns out not to exist expires unused
         const slot = receiptSlot(receipt.id);
-        if (receipt.create) {
-          await this.#register(slot);
-          await this.#fcall('create_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil]);
-        } else if ((await this.#fcall('use_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil, String(this.#now())])) === 0) {
-          return 'no-receipt-subscription';
-        }
+        const receiptSubscription = receipt.create
+          ? this.#register(slot).then(() => this.#fcall('create_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil]))
+          : this.#fcall('use_receipt_subscription', receiptKeys(slot), [receipt.id, receiptsUntil, String(this.#now())]);
+        const [exists, usable] = await Promise.all([this.#command(['HEXISTS', keys[1]!, m.chid]), receiptSubscription]);
+        if (exists === 0) return 'no-subscription';
+        if (usable === 0) return 'no-receipt-subscription';
       }
       const record = encodeMessage(m, expiresAt, receipt?.id);
       const args = [m.uaid, m.chid, m.topic ?? '', record, String(expiresAt), String(this.#maxStoredPerSub), String(this.#maxStored)];
