@@ -117,6 +117,8 @@ export interface Config {
   aggregateMaxBodyBytes: number;
   /** Members a fan-out writes per event-loop turn. */
   aggregateChunk: number;
+  /** Chunks of one fan-out waiting for their commit at once. */
+  aggregateChunksInFlight: number;
 }
 
 export const DEFAULTS: Config = {
@@ -186,7 +188,8 @@ export const DEFAULTS: Config = {
   aggregateFanoutBurst: 10,
   aggregateExpirySeconds: 30 * 86_400,
   aggregateMaxBodyBytes: 16 * 1024 * 1024,
-  aggregateChunk: 500,
+  aggregateChunk: 100,
+  aggregateChunksInFlight: 2,
 };
 
 /** The public base URL: configured, or derived from the listening address. */

@@ -280,6 +280,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     maxTtl: config.maxTtl,
     maxBodyBytes: config.aggregateMaxBodyBytes,
     chunk: config.aggregateChunk,
+    chunksInFlight: config.aggregateChunksInFlight,
     fanouts: new TokenBuckets({ rate: config.aggregateFanoutRate, burst: config.aggregateFanoutBurst }),
     rateLimiter,
     metrics,

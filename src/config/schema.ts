@@ -104,6 +104,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'aggregateExpirySeconds', flag: 'aggregate-expiry-seconds', env: 'AGGREGATE_EXPIRY_SECONDS', arg: 'seconds', help: 'an aggregate neither changed nor sent to for this long is deleted', kind: int(1) },
   { key: 'aggregateMaxBodyBytes', flag: 'aggregate-max-body', env: 'AGGREGATE_MAX_BODY', arg: 'bytes', help: 'largest body of an aggregate request: member list, merge patch, batch of messages (413 beyond)', kind: int(4096) },
   { key: 'aggregateChunk', flag: 'aggregate-chunk', env: 'AGGREGATE_CHUNK', arg: 'n', help: 'members a fan-out writes per event-loop turn (other requests are served between chunks)', kind: int(1, 100_000) },
+  { key: 'aggregateChunksInFlight', flag: 'aggregate-chunks-in-flight', env: 'AGGREGATE_CHUNKS_IN_FLIGHT', arg: 'n', help: 'chunks of one fan-out waiting for their commit at once (more: faster fan-outs, more messages held in memory)', kind: int(1, 1000) },
 ];
 
 /** What a value of this kind must look like, for error messages. */

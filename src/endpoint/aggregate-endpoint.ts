@@ -38,6 +38,8 @@ export interface AggregateEndpointOptions {
   maxBodyBytes: number;
   /** Members written per event-loop turn, and listed per page. */
   chunk: number;
+  /** Chunks waiting for their commit at once: the next turn's chunk need not wait for the last one's. */
+  chunksInFlight: number;
   /** Fan-outs per VAPID key (keyed by its hash). */
   fanouts: TokenBuckets;
   /** The per-subscription rate limit of single pushes, applied to each member's message. */
@@ -237,13 +239,15 @@ export class AggregateEndpoint {
       if (batch) await this.#sendBatch(id, aggregate.owner, batch, results, send);
       else {
         const tickle = { body: Buffer.alloc(0), encoding: null };
+        const writing = new Chunks(o.chunksInFlight);
         let cursor: string | null = null;
         do {
           const page = await o.aggregates.members(id, cursor, o.chunk);
-          await Promise.all(page.members.map((m) => send(o.pushUrl(m), m, tickle)));
+          await writing.add(Promise.all(page.members.map((m) => send(o.pushUrl(m), m, tickle))));
           cursor = page.next;
           if (cursor !== null) await nextTurn();
         } while (cursor !== null);
+        await writing.done();
       }
       // members whose subscription is gone leave the aggregate
       if (goneMembers.length > 0) await o.aggregates.change(id, [], goneMembers);
@@ -265,6 +269,7 @@ export class AggregateEndpoint {
     results: Record<string, MemberResult>,
     send: (url: string, m: Member, message: { body: Buffer; encoding: EncodingHeaders | null }) => Promise<void>,
   ): Promise<void> {
+    const writing = new Chunks(this.#o.chunksInFlight);
     for (let i = 0; i < batch.length; i += this.#o.chunk) {
       if (i > 0) await nextTurn();
       const entries: { url: string; member: Member; message: { body: Buffer; encoding: EncodingHeaders | null } }[] = [];
@@ -275,12 +280,15 @@ export class AggregateEndpoint {
         else entries.push({ url, member, message });
       }
       const held = await this.#o.aggregates.has(id, entries.map((e) => e.member));
-      await Promise.all(
-        entries.map((e, j) =>
-          held[j] ? send(e.url, e.member, e.message) : ((results[e.url] = { result: 'refused', status: 404, errno: Errno.noSubscription, reason: 'not a member of this aggregate' }), undefined),
+      await writing.add(
+        Promise.all(
+          entries.map((e, j) =>
+            held[j] ? send(e.url, e.member, e.message) : ((results[e.url] = { result: 'refused', status: 404, errno: Errno.noSubscription, reason: 'not a member of this aggregate' }), undefined),
+          ),
         ),
       );
     }
+    await writing.done();
   }
 
   /** One member's message, as a push to its URL would be: rate limit, caps, TTL, Topic. */
@@ -310,5 +318,30 @@ export class AggregateEndpoint {
       if (err instanceof StoreUnavailable) return refusal(new PushError(503, Errno.storeUnavailable, 'The service cannot store messages now; retry later'));
       throw err;
     }
+  }
+}
+
+/**
+ * The chunks of one fan-out being written: up to `max` wait for their commits at once, so a
+ * chunk's commit overlaps the next turn's work; past that, the fan-out waits for the oldest.
+ */
+class Chunks {
+  readonly #max: number;
+  readonly #pending: Promise<unknown>[] = [];
+  #failure: unknown = null;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  async add(chunk: Promise<unknown>): Promise<void> {
+    // held here until done(): a chunk failing while an older one is awaited is not unhandled
+    this.#pending.push(chunk.catch((err: unknown) => (this.#failure ??= err)));
+    if (this.#pending.length >= this.#max) await this.#pending.shift();
+  }
+
+  async done(): Promise<void> {
+    await Promise.all(this.#pending);
+    if (this.#failure !== null) throw this.#failure;
   }
 }
