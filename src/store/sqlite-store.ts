@@ -253,7 +253,7 @@ export class SqliteStore implements Store {
    * while they fail, a write of the probe row, so recovery is seen without other traffic.
    */
   async unavailable(): Promise<string | null> {
-    if (this.#stopped) return this.#stopped.message;
+    if (this.#stopped) return `store unreachable: ${this.#stopped.message}`;
     if (this.#writeFailure) {
       try {
         await this.#write('probe');
