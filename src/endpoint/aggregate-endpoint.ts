@@ -6,7 +6,7 @@
 // that a large fan-out never holds up other requests.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { AggregateStore, Member } from '../aggregates/types.ts';
+import { memberId, type AggregateStore, type Member } from '../aggregates/types.ts';
 import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { readBody } from '../http/body.ts';
@@ -270,6 +270,8 @@ export class AggregateEndpoint {
     send: (url: string, m: Member, message: { body: Buffer; encoding: EncodingHeaders | null }) => Promise<void>,
   ): Promise<void> {
     const writing = new Chunks(this.#o.chunksInFlight);
+    // two push URLs of one subscription (WebSocket registrations hand out a new one each time) are one member: one message
+    const named = new Set<string>();
     for (let i = 0; i < batch.length; i += this.#o.chunk) {
       if (i > 0) await nextTurn();
       const entries: { url: string; member: Member; message: { body: Buffer; encoding: EncodingHeaders | null } }[] = [];
@@ -277,7 +279,11 @@ export class AggregateEndpoint {
         const member = this.#openPushUrl(url, owner);
         if (typeof member === 'string') results[url] = { result: 'refused', status: 404, errno: Errno.invalidToken, reason: member };
         else if (message instanceof PushError) results[url] = refusal(message);
-        else entries.push({ url, member, message });
+        else if (named.has(memberId(member).toString('hex'))) results[url] = { result: 'refused', status: 400, errno: Errno.invalidAggregateDocument, reason: 'another entry of the batch names the same subscription' };
+        else {
+          named.add(memberId(member).toString('hex'));
+          entries.push({ url, member, message });
+        }
       }
       const held = await this.#o.aggregates.has(id, entries.map((e) => e.member));
       await writing.add(
