@@ -5,10 +5,12 @@
 // and other traffic served while a large fan-out is written.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateVAPIDKeys, vapidHeaders } from '../../src/sdk/vapid.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { onRedis, startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -206,6 +208,33 @@ describe('aggregates', () => {
   });
 });
 
+test('a member\'s message is an ordinary push: the per-subscription cap refuses it (429 errno 116), a Topic replaces', async () => {
+  const server = await startTestServer({ maxStoredPerSubscription: 1 });
+  try {
+    const key = vapid();
+    const ua = await TestUserAgent.connect(server.wsUrl);
+    const uaid = await ua.hello();
+    const channelID = randomUUID();
+    const push = (await ua.register(channelID)).pushEndpoint as string;
+    await ua.close();
+    const url = (await call('POST', `${server.url}/aggregate`, key, set([push]))).headers.get('location')!;
+    assert.equal((await call('POST', url, key, undefined, undefined, { topic: 'news' })).json.stored, 1);
+    assert.equal((await call('POST', url, key, undefined, undefined, { topic: 'news' })).json.stored, 1, 'replaces the stored one: the cap is not reached');
+    const capped = await call('POST', url, key);
+    assert.deepEqual([capped.json.refused, Object.values(capped.json.members)[0]], [1, { result: 'refused', status: 429, errno: 116, reason: 'Too many messages waiting; retry later' }]);
+    const back = await TestUserAgent.connect(server.wsUrl);
+    try {
+      await back.hello(uaid);
+      await back.next('notification');
+      await assert.rejects(back.next('notification', 300), /no notification/, 'one message: the second replaced the first');
+    } finally {
+      await back.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test('an aggregate unused for --aggregate-expiry-seconds is gone, and the sweep deletes it', async () => {
   const server = await startTestServer({ aggregateExpirySeconds: 1 });
   try {
@@ -219,6 +248,7 @@ test('an aggregate unused for --aggregate-expiry-seconds is gone, and the sweep 
     assert.deepEqual((await call('GET', idle, key)).json.errno, 144);
     await server.sweep();
     assert.match(await server.metrics.text(), /webpushd_aggregates 1/);
+    if (!onRedis) assert.equal(statSync(join(server.dataDir, 'aggregates.db')).mode & 0o777, 0o600, 'a file of the data dir: 0600');
   } finally {
     await server.close();
   }
