@@ -7,14 +7,15 @@
 // what the user agents received:
 // - every message answered 201 is delivered (at least once), unless a newer one of its Topic
 //   replaced it or it had a short TTL;
-// - nothing is delivered that was never sent;
+// - nothing is delivered that was never sent, or refused otherwise than by a 503;
 // - per subscription the first deliveries come in the order sent (redeliveries of messages not
 //   yet acknowledged are ignored);
 // - no message is delivered after a newer one of its Topic was answered 201, nor after its TTL;
 // - every 503 carries Retry-After, and the store holds nothing at the end.
 // What a sender makes of a 503 (Redis down): the message was not accepted; it sends a new one
-// later (a 503 is never counted as accepted). A request cut by a kill has an unknown outcome: it
-// may have been stored, so its message may be delivered but need not be.
+// later (a 503 is never counted as accepted). A 503 or a request cut by a kill may still have been
+// stored (Redis made the write and was killed before it answered): such a message may be
+// delivered, but need not be.
 // CHAOS_SEED=<n> repeats a run's choices (which node each post goes to, the waits between posts,
 // which node a user agent reconnects to first); the schedule of faults is fixed.
 import assert from 'node:assert/strict';
@@ -41,7 +42,8 @@ const THINK_MS: [number, number] = [80, 220];
 const SHORT_TTL_S = 1;
 /** Time between a fact the sender saw (a 201, a TTL's end) and a delivery still excused by it. */
 const SLACK_MS = 250;
-const SWEEP_MS = 500;
+/** Longer than the short TTL and the offline time: expired messages stay stored a while, so only the read's own expiry check keeps them from a user agent that comes back. */
+const SWEEP_MS = 3_000;
 /** Every other WebSocket user agent goes offline now and then (a phone losing its network): stored delivery, expiry and replacement meanwhile. */
 const ONLINE_MS: [number, number] = [2_000, 5_000];
 const OFFLINE_MS = 1_500;
@@ -277,7 +279,7 @@ test('chaos: nodes, pub/sub and Redis killed under load; nothing answered 201 is
 
     const records = [...sent.entries()];
     const accepted = records.filter(([, r]) => r.status === 201);
-    const mayBeStored = (r: Sent) => r.status === 201 || r.status === 0;
+    const mayBeStored = (r: Sent) => r.status === 201 || r.status === 0 || r.status === 503;
     /** Replaced: a later message of its topic may have been stored. */
     const replaced = (r: Sent) =>
       r.topic !== null && records.some(([, o]) => o.sub === r.sub && o.topic === r.topic && o.seq > r.seq && mayBeStored(o));
@@ -304,20 +306,21 @@ test('chaos: nodes, pub/sub and Redis killed under load; nothing answered 201 is
     const statuses: Record<string, number> = {};
     for (const [, r] of records) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
     const all = [...deliveries.values()].flat();
+    const stored503 = [...got].filter((m) => sent.get(m)!.status === 503).length;
     const expiredUnseen = accepted.filter(([m, r]) => r.ttl === SHORT_TTL_S && !got.has(m)).length;
     const replacedUnseen = accepted.filter(([m, r]) => r.ttl !== SHORT_TTL_S && replaced(r) && !got.has(m)).length;
     console.log(
       `seed ${SEED}: ${records.length} posts ${JSON.stringify(statuses)} (0: cut), ${accepted.length} accepted, ` +
         `${mustArrive.length} had to arrive; ${all.length} deliveries of ${got.size} messages (${all.length - got.size} redeliveries); ` +
-        `not delivered: ${expiredUnseen} expired, ${replacedUnseen} replaced`,
+        `not delivered: ${expiredUnseen} expired, ${replacedUnseen} replaced; delivered though answered 503: ${stored503}`,
     );
-    assert.ok(expiredUnseen > 0 && replacedUnseen > 0, 'messages expired and were replaced while their user agent was offline');
     const missing = mustArrive.filter((m) => !got.has(m));
     assert.deepEqual(missing, [], `answered 201 and never delivered (seed ${SEED})`);
     const neverSent = [...got].filter((m) => !sent.has(m));
     assert.deepEqual(neverSent, [], 'delivered but never sent');
-    const refusedButDelivered = [...got].filter((m) => ![0, 201].includes(sent.get(m)!.status));
-    assert.deepEqual(refusedButDelivered.map((m) => [m, sent.get(m)!.status]), [], 'answered an error, yet stored');
+    // a 503 may come from a write Redis made but could not answer (killed meanwhile): at least once
+    const refusedButDelivered = [...got].filter((m) => ![0, 201, 503].includes(sent.get(m)!.status));
+    assert.deepEqual(refusedButDelivered.map((m) => [m, sent.get(m)!.status]), [], 'refused, yet stored');
     const no503RetryAfter = records.filter(([, r]) => r.status === 503 && !(Number(r.retryAfter) > 0));
     assert.deepEqual(no503RetryAfter.map(([m]) => m), [], '503 without Retry-After');
     assert.ok((statuses['503'] ?? 0) > 0, 'Redis down was seen by the senders (503)');
@@ -345,6 +348,8 @@ test('chaos: nodes, pub/sub and Redis killed under load; nothing answered 201 is
     assert.deepEqual(disorder, [], 'out of order');
     assert.deepEqual(lateTopic, [], 'replaced, yet delivered');
     assert.deepEqual(lateTtl, [], 'delivered after its TTL');
+    // the run did what it is for: some messages expired, and some were replaced, before their user agent came back
+    assert.ok(expiredUnseen > 0 && replacedUnseen > 0, 'messages expired and were replaced while their user agent was offline');
     assert.deepEqual(left, [], 'messages or outbox entries left in Redis after every acknowledgement and sweep');
   } finally {
     stopping = true;
