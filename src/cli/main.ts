@@ -20,7 +20,7 @@ program.addCommand(vapidCommand());
 program.addCommand(sendCommand());
 program.addCommand(aggregateCommand());
 program.addCommand(uaCommand());
-program.addCommand(receiptsCommand());
+program.addCommand(receiptsCommand().addCommand(sendCommand('receipt-subscribe')));
 program.addCommand(cancelCommand());
 program.addCommand(ackCommand());
 program.addCommand(secretCommand());

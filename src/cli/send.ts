@@ -12,6 +12,7 @@ import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, RequestOptions, Urgency, VapidDetails } from '../sdk/types.ts';
 import { httpUrl, integer } from './args.ts';
+import { listenUntilStopped } from './receipts.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 const EXIT_REFUSED = 1;
@@ -130,30 +131,59 @@ interface SendOpts {
   http2: boolean;
 }
 
+const VAPID_ENV_HELP = `The VAPID options also read WEBPUSHD_VAPID_SUBJECT, WEBPUSHD_VAPID_PUBLIC_KEY,
+WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the command line).`;
+
+const SEND_HELP = `
+Prints one JSON line: {"ok":true,"statusCode":201,"location":"...","ttl":...} or
+{"ok":false,"statusCode":410,"gone":true,"body":{...}}. With --subscriptions: one such line per
+subscription (with its "index" in the file and its "endpoint"), in the order they finish, then
+{"summary":{"total","sent","gone","failed","seconds"}}; a progress bar on stderr when it is a terminal.
+Exit codes: 0 sent (every one), 1 refused by the push service (or unreachable; any one), 2 bad arguments.
+${VAPID_ENV_HELP}`;
+
+const RECEIPT_SUBSCRIBE_HELP = `
+Prints the send's JSON line with "receiptSubscription" (the URL for \`send --receipt URL\` and
+\`receipts listen --url\`), then one line per receipt, {"status":204,"delivered":true,"message":URL},
+until SIGINT/SIGTERM (exit 0). Exit codes: 1 the send was refused (or the listening failed), 2 bad arguments.
+${VAPID_ENV_HELP}`;
+
 const vapidOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(`WEBPUSHD_${env}`);
 
-export function sendCommand(): Command {
-  const cmd = new Command('send')
-    .description('Send a Web Push message to a subscription, or to many (encrypted per RFC 8291 for each, optionally signed with VAPID)')
-    .addOption(
-      new Option('--subscription <json-or-file>', 'the subscription JSON {"endpoint","keys":{"p256dh","auth"}}, inline or a file').argParser(
-        subscriptionArg,
-      ),
-    )
-    .addOption(
-      new Option('--subscriptions <file>', 'send to each subscription of this file: a JSON array, or JSON lines')
-        .argParser(subscriptionsArg)
-        .conflicts('subscription'),
-    )
-    .addOption(
-      new Option('--concurrency <n>', 'with --subscriptions: most requests in flight at once').argParser(integer(1)).default(DEFAULT_CONCURRENCY),
-    )
-    .addOption(
-      new Option(
-        '--receipt [url]',
-        'ask for a receipt (RFC 8030): into this receipt subscription, or without a URL into a new one (printed as "receiptSubscription")',
-      ).argParser(httpUrl('a receipt subscription')),
-    )
+/**
+ * `send`, or `receipts subscribe`: one send asking for a new receipt subscription (RFC 8030 5.1
+ * makes one only with a message), printed, then its receipts as `receipts listen` prints them.
+ */
+export function sendCommand(mode: 'send' | 'receipt-subscribe' = 'send'): Command {
+  const many = mode === 'send';
+  const cmd = new Command(many ? 'send' : 'subscribe').description(
+    many
+      ? 'Send a Web Push message to a subscription, or to many (encrypted per RFC 8291 for each, optionally signed with VAPID)'
+      : 'Send a message asking for a new receipt subscription, print it, then print its receipts as they come (as `receipts listen`)',
+  );
+  const subscription = new Option('--subscription <json-or-file>', 'the subscription JSON {"endpoint","keys":{"p256dh","auth"}}, inline or a file').argParser(
+    subscriptionArg,
+  );
+  if (!many) cmd.addOption(subscription.makeOptionMandatory());
+  else {
+    cmd
+      .addOption(subscription)
+      .addOption(
+        new Option('--subscriptions <file>', 'send to each subscription of this file: a JSON array, or JSON lines')
+          .argParser(subscriptionsArg)
+          .conflicts('subscription'),
+      )
+      .addOption(
+        new Option('--concurrency <n>', 'with --subscriptions: most requests in flight at once').argParser(integer(1)).default(DEFAULT_CONCURRENCY),
+      )
+      .addOption(
+        new Option(
+          '--receipt [url]',
+          'ask for a receipt (RFC 8030): into this receipt subscription, or without a URL into a new one (printed as "receiptSubscription")',
+        ).argParser(httpUrl('a receipt subscription')),
+      );
+  }
+  cmd
     .addOption(new Option('--data <text>', 'the message text (UTF-8); without --data or --file the message is empty').conflicts('file'))
     .addOption(new Option('--file <path>', 'send the bytes of this file as the message'))
     .addOption(new Option('--ttl <seconds>', 'how long the push service keeps the message').argParser(integer(0)).default(DEFAULT_TTL))
@@ -176,19 +206,13 @@ export function sendCommand(): Command {
   return traceOptions(cmd)
     .addHelpText(
       'after',
-      `
-Prints one JSON line: {"ok":true,"statusCode":201,"location":"...","ttl":...} or
-{"ok":false,"statusCode":410,"gone":true,"body":{...}}. With --subscriptions: one such line per
-subscription (with its "index" in the file and its "endpoint"), in the order they finish, then
-{"summary":{"total","sent","gone","failed","seconds"}}; a progress bar on stderr when it is a terminal.
-Exit codes: 0 sent (every one), 1 refused by the push service (or unreachable; any one), 2 bad arguments.
-The VAPID options also read WEBPUSHD_VAPID_SUBJECT, WEBPUSHD_VAPID_PUBLIC_KEY,
-WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the command line).`,
+      many ? SEND_HELP : RECEIPT_SUBSCRIBE_HELP,
     )
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
     .action(async function (this: Command, o: SendOpts) {
       const fail = (message: string): never => this.error(`error: ${message}`, { exitCode: EXIT_USAGE });
       if (o.subscription === undefined && o.subscriptions === undefined) fail('--subscription or --subscriptions is required');
+      if (!many) o.receipt = true;
 
       const vapid = vapidDetails(o, fail);
       const payload = o.file !== undefined ? readBytes(o.file, fail) : o.data;
@@ -224,6 +248,7 @@ WEBPUSHD_VAPID_PRIVATE_KEY and WEBPUSHD_VAPID_KEYS (keep private keys off the co
         const result = await client.sendNotification(o.subscription!, payload, options);
         const ttl = Number(result.headers.ttl ?? o.ttl);
         print({ ok: true, statusCode: result.statusCode, location: result.location, ttl, ...receiptOf(result) });
+        if (!many) await listenUntilStopped(result.receiptSubscription, options.tls, trace);
       } catch (err) {
         if (err instanceof WebPushValidationError) {
           const option = OPTION_OF_FIELD.find(([prefix]) => err.field.startsWith(prefix))?.[1];

@@ -215,6 +215,43 @@ describe('webpushd send --subscriptions', () => {
     }
   });
 
+  test('receipts subscribe: one send makes the receipt subscription, printed, then its receipts as they come', async () => {
+    const ua = agents[3]!;
+    const sub = await subscribe(ua);
+    const proc = spawn(BIN, ['receipts', 'subscribe', '--subscription', JSON.stringify(sub.json), '--ttl', '600', '--data', 'hi', '--ca', cert.certFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => out.includes('\n'), 'the send printed', 15_000);
+      const [sent] = lines(out) as [{ ok: boolean; statusCode: number; location: string; receiptSubscription: string }];
+      assert.equal(sent.ok, true, err);
+      assert.equal(sent.statusCode, 202);
+      assert.match(sent.receiptSubscription, /^https:\/\/127\.0\.0\.1:\d+\/r\//);
+      const n = await ua.next('notification');
+      assert.equal(decrypt(sub, n), 'hi');
+      // the listening GET may still be on its way: the receipt is queued for it either way
+      ua.ack(n.channelID as string, n.version as string);
+      await until(() => lines(out).length === 2, 'the receipt printed', 10_000);
+      assert.deepEqual(lines(out)[1], { status: 204, delivered: true, message: sent.location });
+      // the same receipt subscription takes further sends
+      const again = await cli(['send', '--subscription', JSON.stringify(sub.json), '--ttl', '600', '--ca', cert.certFile, '--receipt', sent.receiptSubscription]);
+      assert.equal(again.code, 0, again.stderr);
+      const m = await ua.next('notification');
+      ua.ack(m.channelID as string, m.version as string);
+      await until(() => lines(out).length === 3, 'the second receipt printed', 10_000);
+      assert.deepEqual(lines(out)[2], { status: 204, delivered: true, message: (lines(again.stdout)[0] as { location: string }).location });
+      proc.kill('SIGTERM');
+      assert.equal(await within(exited, 'exit after SIGTERM', 3_000), 0);
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    }
+  });
+
   test('on a terminal: a progress bar on stderr, cleared at the end', async (t) => {
     if (!existsSync('/usr/bin/script')) return t.skip('needs script(1) for a terminal');
     const ua = agents[1]!;
