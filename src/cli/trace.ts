@@ -7,7 +7,7 @@ import type { Trace, TraceEvent } from '../sdk/trace.ts';
 /** Characters of a secret kept when shortened: enough to tell two apart in one trace. */
 const KEEP = 8;
 /** Path segments before a capability token in this service's URLs (and RFC 8030 ones alike). */
-const CAPABILITY = /(\/(?:wpush\/v[12]|m|r|s|set|subscription|push|receipt-subscription)\/)([A-Za-z0-9_=-]{16,})/g;
+const CAPABILITY = /(\/(?:wpush\/v[12]|m|r|s|a|set|subscription|push|receipt-subscription)\/)([A-Za-z0-9_=-]{16,})/g;
 /** Fields whose whole value is a secret (headers by their lower-case name, WebSocket frame members). */
 const SECRET_FIELDS = new Set(['uaid', 'p256dh', 'auth', 'privatekey', 'key', 'data', 'authorization', 'crypto-key', 'encryption']);
 /** Inside Authorization and Crypto-Key: `t=`, `k=`, `dh=`, `p256ecdsa=`, `salt=` values; `WebPush <jwt>`. */

@@ -14,11 +14,13 @@ test('capability URLs keep their first 8 token characters, wherever they are', (
       url: `https://push.example/wpush/v1/${TOKEN}`,
       headers: { ':path': `/m/${TOKEN}`, location: `https://push.example/s/${TOKEN}`, link: `<https://push.example/r/${TOKEN}>; rel="urn:ietf:params:push:receipt"` },
       frame: { pushEndpoint: `https://push.example/wpush/v2/${TOKEN}?x=1` },
+      aggregate: `https://push.example/a/${TOKEN}`,
     }),
     {
       url: 'https://push.example/wpush/v1/gAAAAABm…',
       headers: { ':path': '/m/gAAAAABm…', location: 'https://push.example/s/gAAAAABm…', link: '<https://push.example/r/gAAAAABm…>; rel="urn:ietf:params:push:receipt"' },
       frame: { pushEndpoint: 'https://push.example/wpush/v2/gAAAAABm…?x=1' },
+      aggregate: 'https://push.example/a/gAAAAABm…',
     },
   );
 });
