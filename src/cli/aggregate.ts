@@ -18,16 +18,13 @@ import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, Urgency } from '../sdk/types.ts';
 import { httpUrl, integer, readCa } from './args.ts';
-import { subscriptionsArg } from './send.ts';
+import { subscriptionsArg, vapidDetails, vapidOptions, type VapidOpts } from './send.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 const EXIT_REFUSED = 1;
 const EXIT_USAGE = 2;
 
-interface CommonOpts {
-  vapidSubject: string;
-  vapidPublicKey: string;
-  vapidPrivateKey: string;
+interface CommonOpts extends VapidOpts {
   ca?: Buffer;
   timeout: number;
   trace?: boolean;
@@ -53,12 +50,8 @@ const collect = (value: string, previous: string[] = []) => [...previous, httpUr
 
 /** The options every subcommand takes: the owner's VAPID key, TLS trust, timeout, trace. */
 function common(cmd: Command): Command {
-  const env = (flags: string, description: string, name: string) => new Option(flags, description).env(`WEBPUSHD_${name}`).makeOptionMandatory();
   return traceOptions(
-    cmd
-      .addOption(env('--vapid-subject <mailto-or-https>', 'VAPID contact: a mailto: address or https: URL', 'VAPID_SUBJECT'))
-      .addOption(env('--vapid-public-key <base64url>', 'the owner\'s VAPID public key (the aggregate belongs to it)', 'VAPID_PUBLIC_KEY'))
-      .addOption(env('--vapid-private-key <base64url>', 'the owner\'s VAPID private key', 'VAPID_PRIVATE_KEY'))
+    vapidOptions(cmd)
       .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
       .addOption(new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(integer(1)).default(60_000)),
   ).exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
@@ -70,10 +63,15 @@ const memberOptions = (cmd: Command, verb: string) =>
     .addOption(new Option('--member <push-url>', `a push URL to ${verb} (repeatable)`).argParser(collect))
     .addOption(new Option('--members <file>', `push URLs to ${verb}: one a line, or a subscriptions file (JSON array or lines)`).argParser(membersFile));
 
+/** The SDK's options; the aggregate belongs to the VAPID key, so one is required (exit 2 without). */
 function sdkOptions(o: CommonOpts): AggregateOptions {
+  const invalid = (message: string): never => {
+    throw new WebPushValidationError('vapidDetails', message);
+  };
+  const vapid = vapidDetails(o, invalid) ?? invalid('an aggregate belongs to a VAPID key: --vapid-keys, or --vapid-public-key and --vapid-private-key, with --vapid-subject');
   const trace = traceOf(o);
   return {
-    vapidDetails: { subject: o.vapidSubject, publicKey: o.vapidPublicKey, privateKey: o.vapidPrivateKey },
+    vapidDetails: vapid,
     timeout: o.timeout,
     ...(o.ca ? { tls: { ca: o.ca } } : {}),
     ...(trace ? { trace } : {}),

@@ -107,7 +107,7 @@ const OPTION_OF_FIELD: [prefix: string, option: string][] = [
 /** The longest message of each encoding whose encrypted body fits the 4096 bytes every push service accepts (RFC 8030 7.2). */
 export const MAX_MESSAGE_BYTES = { aes128gcm: MAX_PLAINTEXT_LENGTH, aesgcm: MAX_AESGCM_PLAINTEXT_LENGTH } as const;
 
-interface SendOpts {
+interface SendOpts extends VapidOpts {
   subscription?: PushSubscription;
   subscriptions?: PushSubscription[];
   concurrency: number;
@@ -120,10 +120,6 @@ interface SendOpts {
   topic?: string;
   urgency?: Urgency;
   encoding: 'aes128gcm' | 'aesgcm';
-  vapidSubject?: string;
-  vapidPublicKey?: string;
-  vapidPrivateKey?: string;
-  vapidKeys?: Partial<VapidDetails>;
   ca?: string;
   timeout: number;
   retries: number;
@@ -149,6 +145,26 @@ until SIGINT/SIGTERM (exit 0). Exit codes: 1 the send was refused (or the listen
 ${VAPID_ENV_HELP}`;
 
 const vapidOpt = (flags: string, description: string, env: string) => new Option(flags, description).env(`WEBPUSHD_${env}`);
+
+/** The VAPID options (also read from WEBPUSHD_VAPID_*): a key pair file, or the two keys, and the contact. */
+export function vapidOptions(cmd: Command): Command {
+  return cmd
+    .addOption(vapidOpt('--vapid-subject <mailto-or-https>', 'VAPID contact: a mailto: address or https: URL', 'VAPID_SUBJECT'))
+    .addOption(vapidOpt('--vapid-public-key <base64url>', 'VAPID public key (with --vapid-private-key)', 'VAPID_PUBLIC_KEY'))
+    .addOption(vapidOpt('--vapid-private-key <base64url>', 'VAPID private key (with --vapid-public-key)', 'VAPID_PRIVATE_KEY'))
+    .addOption(
+      vapidOpt('--vapid-keys <file>', 'VAPID key pair file, as printed by `webpushd vapid generate`', 'VAPID_KEYS')
+        .argParser(vapidKeysArg)
+        .conflicts(['vapidPublicKey', 'vapidPrivateKey']),
+    );
+}
+
+export interface VapidOpts {
+  vapidSubject?: string;
+  vapidPublicKey?: string;
+  vapidPrivateKey?: string;
+  vapidKeys?: Partial<VapidDetails>;
+}
 
 /**
  * `send`, or `receipts subscribe`: one send asking for a new receipt subscription (RFC 8030 5.1
@@ -183,21 +199,13 @@ export function sendCommand(mode: 'send' | 'receipt-subscribe' = 'send'): Comman
         ).argParser(httpUrl('a receipt subscription')),
       );
   }
-  cmd
+  vapidOptions(cmd)
     .addOption(new Option('--data <text>', 'the message text (UTF-8); without --data or --file the message is empty').conflicts('file'))
     .addOption(new Option('--file <path>', 'send the bytes of this file as the message'))
     .addOption(new Option('--ttl <seconds>', 'how long the push service keeps the message').argParser(integer(0)).default(DEFAULT_TTL))
     .addOption(new Option('--topic <topic>', 'replaces an undelivered message with the same topic (<= 32 of A-Z a-z 0-9 - _)').argParser(topic))
     .addOption(new Option('--urgency <level>', 'delivery urgency (default: normal)').choices(['very-low', 'low', 'normal', 'high']))
     .addOption(new Option('--encoding <encoding>', 'content encoding').choices(['aes128gcm', 'aesgcm']).default('aes128gcm'))
-    .addOption(vapidOpt('--vapid-subject <mailto-or-https>', 'VAPID contact: a mailto: address or https: URL', 'VAPID_SUBJECT'))
-    .addOption(vapidOpt('--vapid-public-key <base64url>', 'VAPID public key (with --vapid-private-key)', 'VAPID_PUBLIC_KEY'))
-    .addOption(vapidOpt('--vapid-private-key <base64url>', 'VAPID private key (with --vapid-public-key)', 'VAPID_PRIVATE_KEY'))
-    .addOption(
-      vapidOpt('--vapid-keys <file>', 'VAPID key pair file, as printed by `webpushd vapid generate`', 'VAPID_KEYS')
-        .argParser(vapidKeysArg)
-        .conflicts(['vapidPublicKey', 'vapidPrivateKey']),
-    )
     .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a test push service\'s self-signed one)'))
     .addOption(new Option('--header <name:value>', 'an extra request header (repeatable)').argParser(header))
     .addOption(new Option('--timeout <ms>', 'give up on an attempt after this many milliseconds').argParser(integer(1)).default(30_000))
@@ -273,7 +281,8 @@ export function sendCommand(mode: 'send' | 'receipt-subscribe' = 'send'): Comman
     });
 }
 
-function vapidDetails(o: SendOpts, fail: (message: string) => never): VapidDetails | undefined {
+/** The VAPID details the options give, none, or `fail` naming what is missing. */
+export function vapidDetails(o: VapidOpts, fail: (message: string) => never): VapidDetails | undefined {
   const publicKey = o.vapidKeys?.publicKey ?? o.vapidPublicKey;
   const privateKey = o.vapidKeys?.privateKey ?? o.vapidPrivateKey;
   const subject = o.vapidSubject ?? o.vapidKeys?.subject;

@@ -90,8 +90,10 @@ test('SDK: create, list, change, tickle, a batch encrypted per member, delete; r
   await assert.rejects(aggregateMembers(created.url, options), (err: unknown) => err instanceof WebPushError && err.statusCode === 404 && JSON.parse(err.body).errno === 144);
 });
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, WEBPUSHD_VAPID_SUBJECT: vapidDetails.subject, WEBPUSHD_VAPID_PUBLIC_KEY: vapidDetails.publicKey, WEBPUSHD_VAPID_PRIVATE_KEY: vapidDetails.privateKey };
+function cli(args: string[], vapidEnv = true): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = vapidEnv
+    ? { ...process.env, WEBPUSHD_VAPID_SUBJECT: vapidDetails.subject, WEBPUSHD_VAPID_PUBLIC_KEY: vapidDetails.publicKey, WEBPUSHD_VAPID_PRIVATE_KEY: vapidDetails.privateKey }
+    : process.env;
   return new Promise((resolve) => {
     execFile(BIN, ['aggregate', ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
   });
@@ -113,6 +115,13 @@ test('webpushd aggregate create|add|members|send|delete, with --trace', async ()
   writeFileSync(file, `${b.push}\n`);
   assert.deepEqual(lines((await cli(['add', '--url', url, '--members', file])).stdout), [{ members: 2, refused: {} }]);
   assert.equal((await cli(['members', '--url', url])).stdout.trim().split('\n').length, 2);
+  // the owner's key pair as `webpushd vapid generate` prints it, as `send` takes it
+  const keys = join(server.dataDir, 'vapid.json');
+  writeFileSync(keys, JSON.stringify(vapidDetails));
+  assert.equal((await cli(['members', '--url', url, '--vapid-keys', keys], false)).stdout.trim().split('\n').length, 2);
+  const keyless = await cli(['members', '--url', url], false);
+  assert.equal(keyless.code, 2);
+  assert.match(keyless.stdout, /an aggregate belongs to a VAPID key/);
 
   const subs = join(server.dataDir, 'subs.json');
   writeFileSync(subs, JSON.stringify([{ endpoint: b.push, keys: b.keys.keys }]));
