@@ -5,6 +5,8 @@
 export interface Config {
   host: string;
   port: number;
+  /** 'on': several processes listen on the same port, the kernel spreads connections over them (SO_REUSEPORT). */
+  reusePort: 'on' | 'off';
   /** Holds the SQLite database and the token secret. */
   dataDir: string;
   /** Where subscriptions and messages are kept: a redis:// or rediss:// URL; undefined: SQLite in the data dir. */
@@ -124,6 +126,7 @@ export interface Config {
 export const DEFAULTS: Config = {
   host: '0.0.0.0',
   port: 8080,
+  reusePort: 'off',
   dataDir: './data',
   store: undefined,
   secrets: 'store',

@@ -232,7 +232,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     log,
   };
   const http = await listen(
-    { host: config.host, port: config.port, limits, ...(tls ? { tls } : {}) },
+    { host: config.host, port: config.port, reusePort: config.reusePort === 'on', limits, ...(tls ? { tls } : {}) },
     { request: (req, res) => onRequest(req, res), upgrade: (req, socket, head) => onUpgrade(req, socket, head) },
   );
   const port = http.port;

@@ -39,6 +39,7 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'HOST', arg: 'address', help: 'address to listen on', kind: { type: 'string' } },
   { key: 'port', flag: 'port', env: 'PORT', arg: 'port', help: 'port to listen on (0 = any free port)', kind: int(0, 65535) },
+  { key: 'reusePort', flag: 'reuse-port', env: 'REUSE_PORT', arg: 'on|off', help: 'on: other nodes on this machine may listen on the same port (SO_REUSEPORT; Linux), the kernel spreads connections over them', kind: { type: 'enum', values: ['on', 'off'] } },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', arg: 'dir', help: 'holds the SQLite database and the token secret', kind: { type: 'string' } },
   { key: 'store', flag: 'store', env: 'STORE', arg: 'url', help: 'keep subscriptions and messages in Redis 7+: redis://[:password@]host[:port][/db], rediss://…, or a Redis Cluster by seed nodes: redis-cluster://[:password@]host:port[,host:port…] (rediss-cluster://…) (default: SQLite in the data dir)', kind: { type: 'store' }, optional: true, secret: true },
   { key: 'secrets', flag: 'secrets', env: 'SECRETS', arg: 'store|file', help: 'with --store: where the token secrets live, in the store (shared by every node) or in the data dir\'s secret.key (the same file on every node)', kind: { type: 'enum', values: ['store', 'file'] } },

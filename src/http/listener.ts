@@ -77,7 +77,7 @@ export type ListenerLimits = Pick<
 };
 
 export async function listen(
-  options: { host: string; port: number; tls?: { cert: Buffer; key: Buffer }; limits: ListenerLimits },
+  options: { host: string; port: number; reusePort?: boolean; tls?: { cert: Buffer; key: Buffer }; limits: ListenerLimits },
   handlers: ListenerHandlers,
 ): Promise<Listener> {
   const { limits } = options;
@@ -136,7 +136,7 @@ export async function listen(
   }
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);
-    front.listen(options.port, options.host, () => resolve());
+    front.listen({ port: options.port, host: options.host, reusePort: options.reusePort === true }, () => resolve());
   });
   const sessions = trackSessions(h2, limits);
   front.once('close', () => {
