@@ -78,6 +78,22 @@ if not a[1] or tonumber(a[2]) >= tonumber(ARGV[1]) then return nil end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return a[1]`;
 
+/**
+ * KEYS the aggregate's; ARGV last chunk ('1') or not, owner, used, then id and member pairs. Adds
+ * the members unless the aggregate exists (0); the last chunk writes {a:H}, which makes it one.
+ */
+const IMPORT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[2], 0, ARGV[i])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'used', ARGV[3]) end
+return 1`;
+
+/** Members per IMPORT call: each call is one short script, however large the aggregate. */
+const IMPORT_CHUNK = 1000;
+
 export class RedisAggregateStore implements AggregateStore {
   readonly #r: RedisCommands;
   readonly #o: Required<AggregateStoreOptions>;
@@ -188,6 +204,28 @@ export class RedisAggregateStore implements AggregateStore {
       }
     }
     return n;
+  }
+
+  /**
+   * Copies an aggregate as it is (`webpushd migrate`): its id, owner, members and last use kept,
+   * no cap checked. false when Redis has it already, which is left as it is. The members go first
+   * (not an aggregate without {a:H}, which the last chunk writes), then the indexes, then {a:H}:
+   * an interrupted copy leaves no aggregate that the sweep or the owner's cap misses, and the
+   * next run completes it.
+   */
+  async importAggregate(a: Omit<Aggregate, 'members'>, members: readonly Member[]): Promise<boolean> {
+    const keys = keysOf(a.id);
+    if ((await this.#r.command(keys[0], ['EXISTS', keys[0]])) === 1) return false;
+    const unique = [...distinct(members)];
+    const chunk = (from: number, last: boolean) => {
+      const args: (string | Buffer)[] = [last ? '1' : '0', a.owner, String(a.usedAt)];
+      for (const [k, m] of unique.slice(from, from + IMPORT_CHUNK)) args.push(Buffer.from(k, 'hex'), encodeMember(m));
+      return this.#eval(IMPORT, keys, args);
+    };
+    let from = 0;
+    for (; from + IMPORT_CHUNK < unique.length; from += IMPORT_CHUNK) if ((await chunk(from, false)) !== 1) return false;
+    await this.#index(a.id, a.owner, a.usedAt);
+    return (await chunk(from, true)) === 1;
   }
 
   async count(): Promise<number> {

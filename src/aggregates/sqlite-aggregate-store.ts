@@ -30,6 +30,9 @@ CREATE TABLE members (
 `,
 ];
 
+/** The schema version this webpushd writes (what `webpushd migrate` reads). */
+export const AGGREGATES_SCHEMA_VERSION = MIGRATIONS.length;
+
 export interface SqliteAggregateStoreOptions extends AggregateStoreOptions {
   path: string;
   synchronous: 'full' | 'normal';
@@ -198,8 +201,8 @@ class TooManyMembers extends Error {}
 
 function migrate(db: DatabaseSync): void {
   const version = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (version > MIGRATIONS.length) throw new Error(`${AGGREGATES_FILE} has schema version ${version}, newer than this webpushd knows (${MIGRATIONS.length})`);
-  for (let v = version; v < MIGRATIONS.length; v++) {
+  if (version > AGGREGATES_SCHEMA_VERSION) throw new Error(`${AGGREGATES_FILE} has schema version ${version}, newer than this webpushd knows (${AGGREGATES_SCHEMA_VERSION})`);
+  for (let v = version; v < AGGREGATES_SCHEMA_VERSION; v++) {
     db.exec('BEGIN');
     db.exec(MIGRATIONS[v]!);
     db.exec(`PRAGMA user_version = ${v + 1}`);

@@ -2,12 +2,17 @@
 // deployment that grows into a cluster keeps every push URL and pending message URL valid: the
 // token secrets, broadcast versions, receipt subscriptions, user agents with their subscriptions
 // (key hashes) and stored messages (ids, order, topic, TTL and expiry, urgency, headers, receipt
-// subscription), then the queued receipts. The database is held with an exclusive lock for the
-// whole copy: a running `webpushd serve` on it is refused, and none can start meanwhile.
+// subscription), then the queued receipts, and the aggregates of aggregates.db (ids, owners,
+// members and last use, so every aggregate URL stays valid). The database is held with an
+// exclusive lock for the whole copy: a running `webpushd serve` on it is refused, and none can
+// start meanwhile.
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { AGGREGATES_FILE, AGGREGATES_SCHEMA_VERSION } from '../aggregates/sqlite-aggregate-store.ts';
+import { RedisAggregateStore } from '../aggregates/redis-aggregate-store.ts';
+import { decodeMember } from '../aggregates/types.ts';
 import { announceChange } from '../router/cluster-router.ts';
 import { RedisStore } from '../store/redis-store.ts';
 import { migrate as upgradeSchema } from '../store/sqlite-schema.ts';
@@ -34,6 +39,11 @@ export interface Copied {
   subscriptions: number;
   messages: number;
   receipts: number;
+  aggregates: number;
+  /** Members of the copied aggregates. */
+  aggregateMembers: number;
+  /** Aggregates Redis held already (with --merge): left as they were. */
+  aggregatesKept: number;
 }
 
 /** A refusal (data dir in use, Redis not empty, nothing to copy): exit 1 with its message. */
@@ -110,6 +120,9 @@ export async function migrateToRedis(o: MigrateOptions, progress: (line: string)
         throw new MigrateRefused('Redis holds webpushd data already: migrate into an empty one, or add --merge to keep what it holds and copy the rest');
       }
       const copied = await copy(db, existsSync(secretPath) ? readSecrets(o.dataDir) : [], store, o.merge, progress);
+      const aggregatesPath = join(o.dataDir, AGGREGATES_FILE);
+      // a data dir from before aggregates, or whose server never made one, has no file
+      if (existsSync(aggregatesPath)) Object.assign(copied, await copyAggregates(aggregatesPath, store, o.merge, progress));
       // running nodes (with --merge) take the secrets and broadcast versions at once
       await announceChange(store, 'secrets');
       await announceChange(store, 'broadcasts');
@@ -123,7 +136,19 @@ export async function migrateToRedis(o: MigrateOptions, progress: (line: string)
 }
 
 async function copy(db: DatabaseSync | null, secrets: Buffer[], store: RedisStore, merge: boolean, progress: (line: string) => void): Promise<Copied> {
-  const copied: Copied = { secrets: 0, broadcasts: 0, receiptSubscriptions: 0, userAgents: 0, userAgentsKept: 0, subscriptions: 0, messages: 0, receipts: 0 };
+  const copied: Copied = {
+    secrets: 0,
+    broadcasts: 0,
+    receiptSubscriptions: 0,
+    userAgents: 0,
+    userAgentsKept: 0,
+    subscriptions: 0,
+    messages: 0,
+    receipts: 0,
+    aggregates: 0,
+    aggregateMembers: 0,
+    aggregatesKept: 0,
+  };
   // first: a node started meanwhile then seals with them, instead of making new ones
   if (secrets.length > 0) {
     if (merge) copied.secrets = await store.addTokenSecrets(secrets);
@@ -198,9 +223,39 @@ async function copy(db: DatabaseSync | null, secrets: Buffer[], store: RedisStor
   return copied;
 }
 
+/**
+ * Copies every aggregate of aggregates.db as it is, one at a time with its members. Reading is
+ * enough: no server runs on the data dir while its database is held (above).
+ */
+async function copyAggregates(path: string, store: RedisStore, merge: boolean, progress: (line: string) => void): Promise<Pick<Copied, 'aggregates' | 'aggregateMembers' | 'aggregatesKept'>> {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+    // 0: created, never given its tables
+    if (version === 0) return { aggregates: 0, aggregateMembers: 0, aggregatesKept: 0 };
+    if (version > AGGREGATES_SCHEMA_VERSION) throw new MigrateRefused(`${path} has schema version ${version}, newer than this webpushd knows (${AGGREGATES_SCHEMA_VERSION})`);
+    // the caps and expiry are the serving nodes': an import checks none
+    const aggregates = new RedisAggregateStore(store, { maxMembers: Number.MAX_SAFE_INTEGER, maxPerOwner: Number.MAX_SAFE_INTEGER, idleMs: Number.MAX_SAFE_INTEGER });
+    const members = db.prepare('SELECT member FROM members WHERE aggregate = ? ORDER BY member_id');
+    const n = { aggregates: 0, aggregateMembers: 0, aggregatesKept: 0 };
+    for (const a of db.prepare('SELECT id, owner, used_at FROM aggregates ORDER BY id').iterate() as Iterable<{ id: Uint8Array; owner: Uint8Array; used_at: number }>) {
+      const id = buf(a.id);
+      const list = (members.all(id) as { member: Uint8Array }[]).map((m) => decodeMember(buf(m.member)));
+      if (await aggregates.importAggregate({ id, owner: buf(a.owner), usedAt: a.used_at }, list)) {
+        n.aggregates++;
+        n.aggregateMembers += list.length;
+      } else n.aggregatesKept++;
+    }
+    progress(`aggregates: ${n.aggregates} (${n.aggregateMembers} members)${merge ? `, ${n.aggregatesKept} Redis held already` : ''}`);
+    return n;
+  } finally {
+    db.close();
+  }
+}
+
 export function migrateCommand(): Command {
   return new Command('migrate')
-    .description('Copy a SQLite data dir (secrets, broadcasts, subscriptions, stored messages, receipts) into Redis, keeping every push URL valid; stop the server first')
+    .description('Copy a SQLite data dir (secrets, broadcasts, subscriptions, stored messages, receipts, aggregates) into Redis, keeping every push URL valid; stop the server first')
     .addOption(new Option('--data-dir <dir>', 'the data dir to copy (default: as for serve)').env('WEBPUSHD_DATA_DIR'))
     .addOption(new Option('--store <url>', 'the Redis to copy into: redis://…, rediss://…, redis-cluster://…').env('WEBPUSHD_STORE').makeOptionMandatory())
     .option('--merge', 'copy into a Redis that holds webpushd data already (what it holds stays; a repeated run copies what is missing)', false)

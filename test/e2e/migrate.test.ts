@@ -4,12 +4,14 @@
 // refuses a second run into a Redis with data unless --merge (which copies nothing twice). Two
 // nodes on the Redis then take the old URLs: push URLs deliver, the stored messages come on
 // reconnect in their order with a new one after them, a Topic still replaces, a pending message
-// URL acknowledges, and both receipts reach a monitor of the old receipt URL.
+// URL acknowledges, both receipts reach a monitor of the old receipt URL, and an aggregate URL
+// made on SQLite sends to its members.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
+import { createAggregate, generateVAPIDKeys, sendToAggregate } from '../../src/sdk/index.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
 import { on, wsUrl } from '../helpers/cluster.ts';
 import { H2Client, REL_RECEIPT, links } from '../helpers/h2-client.ts';
@@ -41,7 +43,7 @@ after(async () => {
   await redis?.stop();
 });
 
-test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topics and receipts', { skip }, async () => {
+test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topics, receipts and aggregates', { skip }, async () => {
   const sqlite = await startServerProcess();
   started.push(sqlite);
 
@@ -68,6 +70,16 @@ test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topic
   assert.equal(second.status, 202);
   const pendingMessageUrl = second.headers.get('location')!;
 
+  // an aggregate of two members: the user agent above and one of its own
+  const vapidDetails = { subject: 'mailto:ops@example.com', ...generateVAPIDKeys() };
+  const member = await TestUserAgent.connect(wsUrl(sqlite));
+  const memberUaid = await member.hello();
+  const memberChannel = randomUUID();
+  const memberEndpoint = (await member.register(memberChannel)).pushEndpoint as string;
+  await member.close();
+  const aggregate = await createAggregate(sqlite.url, [endpoint, memberEndpoint], { vapidDetails });
+  assert.equal(aggregate.members, 2);
+
   const busy = migrate(sqlite.dataDir, '--store', redis.url);
   assert.equal(busy.status, 1);
   assert.match(busy.err, /is in use \(a running webpushd serve\?\): stop it first/);
@@ -76,7 +88,8 @@ test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topic
   const copied = migrate(sqlite.dataDir, '--store', redis.url);
   assert.equal(copied.status, 0, copied.err);
   assert.match(copied.out, /token secrets: 1\n/);
-  assert.match(copied.out, /user agents: 2 \(2 subscriptions, 4 stored messages\)/);
+  assert.match(copied.out, /user agents: 3 \(3 subscriptions, 4 stored messages\)/);
+  assert.match(copied.out, /aggregates: 1 \(2 members\)\n/);
   assert.match(copied.out, /receipt subscriptions: 1\n/);
   assert.match(copied.out, /queued receipts: 1\n/);
   const again = migrate(sqlite.dataDir, '--store', redis.url);
@@ -85,7 +98,8 @@ test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topic
   const merged = migrate(sqlite.dataDir, '--store', redis.url, '--merge');
   assert.equal(merged.status, 0, merged.err);
   assert.match(merged.out, /token secrets: 0\n/);
-  assert.match(merged.out, /user agents: 0 \(0 subscriptions, 0 stored messages\), 2 Redis held already/);
+  assert.match(merged.out, /user agents: 0 \(0 subscriptions, 0 stored messages\), 3 Redis held already/);
+  assert.match(merged.out, /aggregates: 0 \(0 members\), 1 Redis held already\n/);
   assert.match(merged.out, /queued receipts: 0\n/, 'a receipt is queued once');
 
   const [a, b] = await Promise.all([startServerProcess({ args: ['--store', redis.url] }), startServerProcess({ args: ['--store', redis.url] })]);
@@ -116,6 +130,17 @@ test('a SQLite data dir copied into Redis keeps its URLs, messages, order, topic
     assert.equal(back.pending().length, 0);
   } finally {
     await back.close();
+  }
+
+  // the aggregate URL made on SQLite, on B: stored for both members, delivered to one on A
+  const fanout = await sendToAggregate(on(b!, aggregate.url), { vapidDetails, TTL: 600 });
+  assert.deepEqual([fanout.stored, fanout.gone, fanout.refused], [2, 0, 0]);
+  const tickled = await TestUserAgent.connect(wsUrl(a!));
+  try {
+    assert.equal(await tickled.hello(memberUaid), memberUaid);
+    assert.equal((await tickled.next('notification', 3000)).channelID, memberChannel);
+  } finally {
+    await tickled.close();
   }
 
   // the waiting message on a monitor of A; both receipts on a monitor of B's old receipt URL

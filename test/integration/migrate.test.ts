@@ -1,14 +1,18 @@
 // migrateToRedis (src/cli/migrate.ts) field by field: what the SQLite store holds (subscriptions
 // with key hashes, messages with every field, ids and receipt subscription, last seen, receipt
-// subscriptions, queued receipts, broadcast versions, the token secrets) reads back the same
-// through the Redis store, on one Redis and on a Redis Cluster, and a new message gets an id
-// after every copied one.
+// subscriptions, queued receipts, broadcast versions, the token secrets, aggregates with their
+// owner, members and last use) reads back the same through the Redis stores, on one Redis and on
+// a Redis Cluster; a new message gets an id after every copied one, a copied aggregate counts
+// against its owner's cap and expires on time, and --merge copies no aggregate twice.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { RedisAggregateStore } from '../../src/aggregates/redis-aggregate-store.ts';
+import { AGGREGATES_FILE, SqliteAggregateStore } from '../../src/aggregates/sqlite-aggregate-store.ts';
+import type { AggregateStore } from '../../src/aggregates/types.ts';
 import { MigrateRefused, migrateToRedis } from '../../src/cli/migrate.ts';
 import { DB_FILE } from '../../src/server.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
@@ -34,6 +38,23 @@ const restricted = { uaid, chid: randomBytes(16), keyHash: randomBytes(16) };
 const open = { uaid, chid: randomBytes(16), keyHash: null };
 const other = { uaid: randomBytes(16), chid: randomBytes(16), keyHash: null };
 const receiptSub = randomBytes(16);
+
+const owner = randomBytes(16);
+const aggregateOptions = { maxMembers: 2000, maxPerOwner: 2, idleMs: 60_000 };
+// past the members one import script carries
+const many = Array.from({ length: 1500 }, () => ({ uaid: randomBytes(16), chid: randomBytes(16), keyHash: null }));
+
+/** An aggregate as a store tells it: itself and all its members, page by page. */
+async function aggregate(store: AggregateStore, id: Buffer) {
+  const members = [];
+  let cursor: string | null = null;
+  do {
+    const page = await store.members(id, cursor, 400);
+    members.push(...page.members);
+    cursor = page.next;
+  } while (cursor !== null);
+  return { aggregate: await store.get(id), members };
+}
 
 /** Everything a store tells about the data written below. */
 async function contents(store: Store) {
@@ -79,8 +100,36 @@ async function copied(url: string): Promise<void> {
   assert.equal(before.messages.length, 2);
   assert.equal(before.receipts.length, 1);
 
+  const sqliteAggregates = new SqliteAggregateStore({ path: join(dataDir, AGGREGATES_FILE), synchronous: 'normal', ...aggregateOptions, now: () => NOW - 1000 });
+  const small = await sqliteAggregates.create(owner, [{ ...restricted, keyHash: owner }, open, other]);
+  const large = await sqliteAggregates.create(owner, many);
+  assert.ok(small.ok && large.ok);
+  const aggregatesBefore = [await aggregate(sqliteAggregates, small.id), await aggregate(sqliteAggregates, large.id)];
+  await sqliteAggregates.close();
+  assert.deepEqual(
+    aggregatesBefore.map((a) => [a.aggregate?.owner, a.aggregate?.usedAt, a.members.length]),
+    [
+      [owner, NOW - 1000, 3],
+      [owner, NOW - 1000, 1500],
+    ],
+  );
+
   const copied = await migrateToRedis({ dataDir, store: url, merge: false });
-  assert.deepEqual(copied, { secrets: 1, broadcasts: 1, receiptSubscriptions: 1, userAgents: 2, userAgentsKept: 0, subscriptions: 3, messages: 3, receipts: 1 });
+  assert.deepEqual(copied, {
+    secrets: 1,
+    broadcasts: 1,
+    receiptSubscriptions: 1,
+    userAgents: 2,
+    userAgentsKept: 0,
+    subscriptions: 3,
+    messages: 3,
+    receipts: 1,
+    aggregates: 2,
+    aggregateMembers: 1503,
+    aggregatesKept: 0,
+  });
+  const merged = await migrateToRedis({ dataDir, store: url, merge: true });
+  assert.deepEqual([merged.aggregates, merged.aggregateMembers, merged.aggregatesKept], [0, 0, 2], 'Redis holds both already');
 
   const store = await RedisStore.open({ url, ...options });
   try {
@@ -93,6 +142,15 @@ async function copied(url: string): Promise<void> {
       [next],
       'the copied Topic is replaced',
     );
+
+    const aggregates = new RedisAggregateStore(store, { ...aggregateOptions, now: () => NOW });
+    assert.deepEqual([await aggregate(aggregates, small.id), await aggregate(aggregates, large.id)], aggregatesBefore);
+    assert.equal(await aggregates.count(), 2);
+    assert.deepEqual(await aggregates.create(owner, [open]), { ok: false, reason: 'too-many-aggregates' }, 'the copied ones count against their owner\'s cap');
+    const later = new RedisAggregateStore(store, { ...aggregateOptions, now: () => NOW - 1000 + aggregateOptions.idleMs + 1 });
+    assert.equal(await later.expire(10), 2, 'both expire idleMs after their last use on SQLite');
+    assert.equal(await later.get(small.id), null);
+    assert.equal(await aggregates.count(), 0);
   } finally {
     await store.close();
   }
@@ -114,6 +172,9 @@ test('a data dir with only a secret.key copies just its secrets; a node then sta
       subscriptions: 0,
       messages: 0,
       receipts: 0,
+      aggregates: 0,
+      aggregateMembers: 0,
+      aggregatesKept: 0,
     });
     const node = await startTestServer({ store: redis.url, dataDir });
     try {
