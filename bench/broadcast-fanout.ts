@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { sleep } from './common.ts';
+import { median, sleep } from './common.ts';
 import { Helper, cleanup, cleanupOnSignals, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,7 +68,6 @@ async function start(kind: 'relay' | 'webpushd'): Promise<Target> {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(kind: 'relay' | 'webpushd'): Promise<number[]> {
   const target = await start(kind);

@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.ts';
-import { aes128gcmBody, procCpuSeconds, procStatusKb, sleep, summarize, type LatencySummary } from './common.ts';
+import { aes128gcmBody, helpIfAsked, integerOptions, log, median, procCpuSeconds, procStatusKb, sleep, summarize, table, type LatencySummary } from './common.ts';
 import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
 import { Helper, cleanup, cleanupOnSignals, exited, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
@@ -70,15 +70,8 @@ const { values: argv } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
-if (argv.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]!.replace(/^\/\/ ?/gm, ''));
-  process.exit(0);
-}
-const int = (name: keyof typeof argv, min = 0): number => {
-  const n = Number(argv[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return n;
-};
+helpIfAsked(argv.help, import.meta.url);
+const int = integerOptions(argv);
 const N = int('connections', 1);
 const M = int('messages', 1);
 const REPEAT = int('repeat', 1);
@@ -100,7 +93,6 @@ const WARM_CONNECTIONS = 100;
 const DEEP = 500;
 
 cleanupOnSignals();
-const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 // ---- processes ----
 
@@ -233,10 +225,6 @@ interface Target {
   start(): Promise<{ connectTo: Node; postTo: Node; pids: number[]; stop(): Promise<string[]> }>;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function measure(target: Target, work: string): Promise<TargetResult> {
   const run = await target.start();
@@ -464,11 +452,6 @@ const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
-}
 
 const med = (r: TargetResult | undefined, pick: (x: Round) => number) => (r ? median(r.rounds.map(pick)) : Number.NaN);
 

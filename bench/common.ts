@@ -1,7 +1,8 @@
 // Shared pieces of the benchmark: the message body, a small request/reply layer over the IPC
-// channel of forked helpers, percentiles and /proc readings.
+// channel of forked helpers, percentiles, medians, tables, options and /proc readings.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 /** Offset of the ciphertext in an aes128gcm body: salt(16) rs(4) idlen(1) keyid(65). */
 export const CIPHERTEXT_OFFSET = 16 + 4 + 1 + 65;
@@ -121,3 +122,36 @@ export function openFileLimit(): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The median (of an even count: the mean of the middle two); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** A Markdown table (the first row is the header; columns after the first right-aligned). */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+/** A progress line on stderr, with the time of day. */
+export const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+/** With --help: prints the script's header comment (its usage) and exits. */
+export function helpIfAsked(asked: boolean | undefined, scriptUrl: string): void {
+  if (!asked) return;
+  console.log(readFileSync(fileURLToPath(scriptUrl), 'utf8').split('\nimport ')[0]!.replace(/^\/\/ ?/gm, ''));
+  process.exit(0);
+}
+
+/** Reads parsed string options as integers of at least `min`, or stops naming the option. */
+export function integerOptions<K extends string>(argv: Partial<Record<K, unknown>>): (name: K, min?: number) => number {
+  return (name, min = 0) => {
+    const n = Number(argv[name]);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { vapidHeaders, generateVAPIDKeys } from '../src/sdk/vapid.ts';
-import { sleep, summarize, type LatencySummary } from './common.ts';
+import { median, sleep, summarize, type LatencySummary } from './common.ts';
 import { Helper, cleanup, cleanupOnSignals, freePort, healthy, tempDir, terminate, track } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -114,7 +114,6 @@ try {
     console.error(`round ${round}: 202 after ${answerMs} ms, last of ${N} delivered after ${lastDeliveryMs} ms; probe p50 ${summarize(during.samples).p50.toFixed(1)} ms, p99 ${summarize(during.samples).p99.toFixed(1)} ms, max ${summarize(during.samples).max.toFixed(1)} ms`);
     await sleep(1500);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(
     JSON.stringify({
       members: N,

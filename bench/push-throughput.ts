@@ -46,6 +46,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   aes128gcmBody,
+  helpIfAsked,
+  integerOptions,
+  log,
+  median,
   openFds,
   openFileLimit,
   procCpuSeconds,
@@ -53,6 +57,7 @@ import {
   sleep,
   summarize,
   systemCpu,
+  table,
   type LatencySummary,
 } from './common.ts';
 import { formatProfileSummary, summarizeProfile } from './cpuprofile-summary.ts';
@@ -89,16 +94,9 @@ const { values: argv } = parseArgs({
   },
 });
 
-if (argv.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]!.replace(/^\/\/ ?/gm, ''));
-  process.exit(0);
-}
+helpIfAsked(argv.help, import.meta.url);
 
-const int = (name: keyof typeof argv, min = 0): number => {
-  const n = Number(argv[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return n;
-};
+const int = integerOptions(argv);
 const N = int('connections', 1);
 const M = int('messages', 1);
 const K = int('idle-connections');
@@ -124,7 +122,6 @@ type Kind = 'webpushd' | 'baseline';
 
 cleanupOnSignals();
 
-const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 // ---- servers under test ----
 
@@ -381,10 +378,6 @@ interface ThroughputResult {
   profiles: string[];
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 /** The median of a per-round figure. */
 const med = (r: ThroughputResult, pick: (x: Round) => number) => median(r.rounds.map(pick));
 
@@ -636,11 +629,6 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(rows[0]!), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
-}
 
 function report(base: ThroughputResult | undefined, runs: ThroughputResult[], idle: IdleResult[]): string {
   const cols = [...(base ? [base] : []), ...runs];
