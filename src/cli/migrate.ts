@@ -15,8 +15,9 @@ import { RedisAggregateStore } from '../aggregates/redis-aggregate-store.ts';
 import { decodeMember } from '../aggregates/types.ts';
 import { announceChange } from '../router/cluster-router.ts';
 import { RedisStore } from '../store/redis-store.ts';
+import { MESSAGE_COLUMNS, buf, toMessage, type MessageRow } from '../store/sqlite-store.ts';
 import { migrate as upgradeSchema } from '../store/sqlite-schema.ts';
-import { URGENCIES, type EncodingHeaders, type ReceiptStatus, type StoredMessage, type Urgency } from '../store/types.ts';
+import type { ReceiptStatus } from '../store/types.ts';
 import { DB_FILE } from '../server.ts';
 import { SECRET_FILE, readSecrets } from '../tokens/secret-file.ts';
 import { resolveDataDir } from './data-dir.ts';
@@ -48,46 +49,6 @@ export interface Copied {
 
 /** A refusal (data dir in use, Redis not empty, nothing to copy): exit 1 with its message. */
 export class MigrateRefused extends Error {}
-
-interface MessageRow {
-  id: number;
-  chid: Uint8Array;
-  topic: string | null;
-  urgency: number;
-  ttl: number;
-  created_at: number;
-  expires_at: number;
-  encoding: string | null;
-  encryption: string | null;
-  crypto_key: string | null;
-  body: Uint8Array;
-  receipt: Uint8Array | null;
-}
-
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-
-function toMessage(uaid: Buffer, r: MessageRow): StoredMessage {
-  let headers: EncodingHeaders | null = null;
-  if (r.encoding !== null) {
-    headers = { encoding: r.encoding };
-    if (r.encryption !== null) headers.encryption = r.encryption;
-    if (r.crypto_key !== null) headers.cryptoKey = r.crypto_key;
-  }
-  const m: StoredMessage = {
-    id: r.id,
-    uaid,
-    chid: buf(r.chid),
-    topic: r.topic,
-    urgency: URGENCIES[r.urgency] as Urgency,
-    ttl: r.ttl,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    headers,
-    body: buf(r.body),
-  };
-  if (r.receipt !== null) m.receipt = buf(r.receipt);
-  return m;
-}
 
 /** Opens the database for this process alone (SQLite's exclusive locking mode), or refuses: a server has it open. */
 function openExclusive(path: string): DatabaseSync {
@@ -185,7 +146,7 @@ async function copy(db: DatabaseSync | null, secrets: Buffer[], store: RedisStor
   };
   const subscriptions = db.prepare('SELECT chid, key_hash, created_at FROM subscriptions WHERE uaid = ? ORDER BY created_at, chid');
   const messages = db.prepare(
-    'SELECT id, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt FROM messages WHERE uaid = ? ORDER BY id',
+    `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE uaid = ? ORDER BY id`,
   );
   for (const ua of db.prepare('SELECT uaid, created_at, seen_at FROM user_agents ORDER BY uaid').iterate() as Iterable<{
     uaid: Uint8Array;
@@ -198,7 +159,7 @@ async function copy(db: DatabaseSync | null, secrets: Buffer[], store: RedisStor
       keyHash: s.key_hash && buf(s.key_hash),
       createdAt: s.created_at,
     }));
-    const stored = (messages.all(uaid) as unknown as MessageRow[]).map((r) => toMessage(uaid, r));
+    const stored = (messages.all(uaid) as unknown as MessageRow[]).map(toMessage);
     if (await store.importUserAgent({ uaid, createdAt: ua.created_at, seenAt: ua.seen_at, lastId: last, subscriptions: subs, messages: stored })) {
       copied.userAgents++;
       copied.subscriptions += subs.length;

@@ -62,9 +62,10 @@ export interface SqliteStoreOptions {
 
 export const DEFAULT_RECEIPT_TTL_MS = 24 * 3600 * 1000;
 
-const MESSAGE_COLUMNS = 'id, uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt';
+/** The columns `toMessage` reads (also `webpushd migrate`'s). */
+export const MESSAGE_COLUMNS = 'id, uaid, chid, topic, urgency, ttl, created_at, expires_at, encoding, encryption, crypto_key, body, receipt';
 
-interface MessageRow {
+export interface MessageRow {
   id: number;
   uaid: Uint8Array;
   chid: Uint8Array;
@@ -92,9 +93,10 @@ interface ReceiptRow {
 /** A uaid no user agent has: the readiness read looks it up. */
 const NO_UAID = Buffer.alloc(16);
 
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** A SQLite blob as a Buffer, without a copy. */
+export const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-function toMessage(r: MessageRow): StoredMessage {
+export function toMessage(r: MessageRow): StoredMessage {
   let headers: EncodingHeaders | null = null;
   if (r.encoding !== null) {
     headers = { encoding: r.encoding };
