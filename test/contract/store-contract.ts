@@ -27,6 +27,18 @@ export interface OpenedStore {
 /** Opens an empty store (nothing from an earlier test in it). */
 export type OpenStore = (opts: ContractStoreOptions) => Promise<OpenedStore>;
 
+/** The store `open` makes, reopened by closing it and calling `open` again on the same data. */
+export async function reopenable(open: () => Store | Promise<Store>): Promise<OpenedStore> {
+  const store = await open();
+  return {
+    store,
+    async reopen() {
+      await store.close();
+      return open();
+    },
+  };
+}
+
 const T0 = 1_000_000;
 
 /** A subscription of a new (or the given) user agent. */

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { StoreUnavailable } from '../../src/store/errors.ts';
 import { parseClusterUrl, where } from '../../src/store/redis/url.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
-import { storeContract, message, save, sub } from '../contract/store-contract.ts';
+import { message, reopenable, save, storeContract, sub } from '../contract/store-contract.ts';
 import { freePort } from '../helpers/net.ts';
 import { skipWithoutRedis, startRedisCluster, type RedisClusterServers } from '../helpers/redis-server.ts';
 import { until } from '../helpers/wait.ts';
@@ -60,15 +60,7 @@ storeContract(
   'RedisStore on a Redis Cluster',
   async (opts) => {
     await flushAll();
-    const open = () => RedisStore.open({ url: cluster!.url, ...opts });
-    const store = await open();
-    return {
-      store,
-      async reopen() {
-        await store.close();
-        return open();
-      },
-    };
+    return reopenable(() => RedisStore.open({ url: cluster!.url, ...opts }));
   },
   { skip },
 );

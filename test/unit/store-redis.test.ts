@@ -9,7 +9,7 @@ import { StoreUnavailable } from '../../src/store/errors.ts';
 import { receiptKeys, receiptSlot, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import type { NewMessage } from '../../src/store/types.ts';
-import { storeContract } from '../contract/store-contract.ts';
+import { reopenable, storeContract } from '../contract/store-contract.ts';
 import { freePort } from '../helpers/net.ts';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { until } from '../helpers/wait.ts';
@@ -32,15 +32,7 @@ storeContract(
   'RedisStore',
   async (opts) => {
     await admin!.flushDb();
-    const open = () => RedisStore.open({ url: redis!.url, ...opts });
-    const store = await open();
-    return {
-      store,
-      async reopen() {
-        await store.close();
-        return open();
-      },
-    };
+    return reopenable(() => RedisStore.open({ url: redis!.url, ...opts }));
   },
   { skip },
 );

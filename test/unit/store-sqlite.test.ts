@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import { storeContract } from '../contract/store-contract.ts';
+import { reopenable, storeContract } from '../contract/store-contract.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'webpushd-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,13 +13,5 @@ let files = 0;
 
 storeContract('SqliteStore', async (opts) => {
   const path = join(dir, `${++files}.db`);
-  const open = () => new SqliteStore({ path, synchronous: 'normal', ...opts });
-  const store = open();
-  return {
-    store,
-    async reopen() {
-      await store.close();
-      return open();
-    },
-  };
+  return reopenable(() => new SqliteStore({ path, synchronous: 'normal', ...opts }));
 });
