@@ -87,7 +87,8 @@ describe('the published packages', { timeout: 180_000 }, () => {
       for (const file of readdirSync(join(service, 'node_modules', m.name, 'dist'), { recursive: true, encoding: 'utf8' })) {
         if (!file.endsWith('.js') || file.includes('web/pages')) continue;
         const text = readFileSync(join(service, 'node_modules', m.name, 'dist', file), 'utf8');
-        for (const [, spec] of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'".][^'"]*)['"]/g)) {
+        // a specifier's quotes match (a text ending in "from" before another string is no import)
+        for (const [, , spec] of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)(['"])([^'".][^'"]*)\1/g)) {
           if (!spec!.startsWith('node:')) imported.add(spec!.startsWith('@') ? spec!.split('/').slice(0, 2).join('/') : spec!.split('/')[0]!);
         }
       }
