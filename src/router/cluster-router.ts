@@ -299,7 +299,9 @@ export class ClusterRouter implements Router {
 
   /**
    * Reads the last message id of every user agent held here (one pipelined command each), and
-   * the store for those past what was handed over: their hints were lost.
+   * the store for those past what was handed over: their hints were lost. A connection another
+   * node took over meanwhile (its takeover hint lost too) is closed instead, once a message
+   * would have reached it.
    */
   async #recheckHeld(): Promise<void> {
     if (this.#rechecking) return;
@@ -310,9 +312,14 @@ export class ClusterRouter implements Router {
       for (let i = 0; i < all.length; i += RECHECK_BATCH) {
         const batch = all.slice(i, i + RECHECK_BATCH).filter(([, held]) => held.last !== null && !held.reading);
         const lastIds = await Promise.all(batch.map(([key]) => this.#store.lastMessageId(Buffer.from(key, 'hex'))));
-        batch.forEach(([key, held], j) => {
-          const lastId = lastIds[j]!;
-          if (this.#held.get(key) !== held || lastId <= held.last!) return;
+        const behind = batch
+          .map(([key, held], j) => ({ key, held, lastId: lastIds[j]! }))
+          .filter(({ key, held, lastId }) => this.#held.get(key) === held && lastId > held.last!);
+        // before handing over what it missed: a takeover whose hint was lost shows as a newer epoch
+        const epochs = await Promise.all(behind.map(({ key }) => this.#store.connectionEpoch(Buffer.from(key, 'hex'))));
+        behind.forEach(({ key, held, lastId }, j) => {
+          if (this.#held.get(key) !== held) return;
+          if (epochs[j]! > held.epoch) return held.conn.replacedByNewer();
           held.seen = Math.max(held.seen, lastId);
           this.#read(Buffer.from(key, 'hex'), held);
         });

@@ -537,6 +537,11 @@ export class RedisStore implements Store {
     return async () => void (await this.#write(() => this.#fcall('release_lease', [key], [token])));
   }
 
+  /** The epoch of the newest connection of `uaid` (0: none recorded). */
+  connectionEpoch(uaid: Buffer): Promise<number> {
+    return this.#read(async () => Number(((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'epoch'])) as Buffer | null)?.toString() ?? 0));
+  }
+
   /** The node holding the connection of `uaid`, or null. */
   holderOf(uaid: Buffer): Promise<string | null> {
     return this.#read(async () => ((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'node'])) as Buffer | null)?.toString('utf8') ?? null);

@@ -1,7 +1,7 @@
 // A hint between nodes can be lost (pub/sub is at most once): the message still arrives, within
 // --cluster-recheck-interval-ms. Two nodes on one Redis (in one process, sharing the data dir's
 // secret): a message stored with no hint at all, the pub/sub connections killed, and publishing
-// refused by Redis altogether.
+// refused by Redis altogether; a takeover whose hint was lost.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { createClient } from 'redis';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
+import { within } from '../helpers/wait.ts';
 
 const RECHECK_MS = 400;
 /** The same path on another node. */
@@ -78,6 +79,28 @@ describe('lost hints between nodes delay a message by the recheck interval at mo
     } finally {
       await admin.sendCommand(['ACL', 'SETUSER', 'default', '+spublish']);
       await ua.close();
+    }
+  });
+
+  test('a takeover whose hint was lost: the older connection is closed at the recheck that finds a message for it', async () => {
+    const first = await TestUserAgent.connect(a.wsUrl);
+    const uaid = await first.hello();
+    const channelID = randomUUID();
+    const endpoint = (await first.register(channelID)).pushEndpoint as string;
+    const second = await TestUserAgent.connect(b.wsUrl);
+    try {
+      await admin.sendCommand(['ACL', 'SETUSER', 'default', '-spublish']);
+      assert.equal(await second.hello(uaid), uaid);
+      assert.equal(a.router.has(Buffer.from(uaid, 'hex')), true, 'A was not told');
+      assert.equal((await post(on(b, endpoint))).status, 201);
+      assert.equal((await second.next('notification', 2000)).channelID, channelID);
+      // A's recheck sees a message past what it handed over: the older connection is replaced, not sent it
+      assert.equal((await within(first.closed, 'the older connection closed', 5 * RECHECK_MS)).code, 4774);
+      assert.equal(a.router.has(Buffer.from(uaid, 'hex')), false);
+    } finally {
+      await admin.sendCommand(['ACL', 'SETUSER', 'default', '+spublish']);
+      await first.close();
+      await second.close();
     }
   });
 
