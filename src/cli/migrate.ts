@@ -20,6 +20,7 @@ import { migrate as upgradeSchema } from '../store/sqlite-schema.ts';
 import type { ReceiptStatus } from '../store/types.ts';
 import { DB_FILE } from '../server.ts';
 import { SECRET_FILE, readSecrets } from '../tokens/secret-file.ts';
+import { sameSecrets } from '../tokens/secret-store.ts';
 import { resolveDataDir } from './data-dir.ts';
 
 export interface MigrateOptions {
@@ -72,7 +73,8 @@ export async function migrateToRedis(o: MigrateOptions, progress: (line: string)
   const dbPath = join(o.dataDir, DB_FILE);
   const secretPath = join(o.dataDir, SECRET_FILE);
   const hasDb = existsSync(dbPath);
-  if (!hasDb && !existsSync(secretPath)) throw new MigrateRefused(`${o.dataDir} holds neither ${DB_FILE} nor ${SECRET_FILE}: nothing to copy`);
+  const hasSecrets = existsSync(secretPath);
+  if (!hasDb && !hasSecrets) throw new MigrateRefused(`${o.dataDir} holds neither ${DB_FILE} nor ${SECRET_FILE}: nothing to copy`);
   const db = hasDb ? openExclusive(dbPath) : null;
   try {
     const store = await RedisStore.open({ url: o.store, maxStoredPerUserAgent: Number.MAX_SAFE_INTEGER });
@@ -80,7 +82,7 @@ export async function migrateToRedis(o: MigrateOptions, progress: (line: string)
       if (!o.merge && (await store.holdsData())) {
         throw new MigrateRefused('Redis holds webpushd data already: migrate into an empty one, or add --merge to keep what it holds and copy the rest');
       }
-      const copied = await copy(db, existsSync(secretPath) ? readSecrets(o.dataDir) : [], store, o.merge, progress);
+      const copied = await copy(db, hasSecrets ? readSecrets(o.dataDir) : [], store, o.merge, progress);
       const aggregatesPath = join(o.dataDir, AGGREGATES_FILE);
       // a data dir from before aggregates, or whose server never made one, has no file
       if (existsSync(aggregatesPath)) Object.assign(copied, await copyAggregates(aggregatesPath, store, o.merge, progress));
@@ -115,7 +117,7 @@ async function copy(db: DatabaseSync | null, secrets: Buffer[], store: RedisStor
     if (merge) copied.secrets = await store.addTokenSecrets(secrets);
     else {
       const held = await store.initTokenSecrets(secrets);
-      if (held.length !== secrets.length || held.some((s, i) => !s.equals(secrets[i]!))) {
+      if (!sameSecrets(held, secrets)) {
         throw new MigrateRefused('Redis got token secrets of its own meanwhile (a node started on it?): stop the nodes, then migrate with --merge');
       }
       copied.secrets = secrets.length;

@@ -200,7 +200,7 @@ export class Metrics {
     if (n > 0) this.#userAgentsExpired.inc(n);
   }
 
-  /** GroupCommit's onCommit. */
+  /** SqliteStoreOptions.onCommit: each commit of the writer thread. */
   readonly commit = (ms: number, writes: number): void => {
     this.#commitSeconds.observe(ms / 1000);
     this.#commitWrites.observe(writes);

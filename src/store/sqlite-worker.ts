@@ -126,7 +126,12 @@ export class Writer {
   #countsOf(uaid: Bytes): Counts {
     const key = keyOf(uaid);
     let c = this.#counts.get(key);
-    if (c) return c;
+    if (c) {
+      // to the end: the Map's order is then least recently written first, the one evicted
+      this.#counts.delete(key);
+      this.#counts.set(key, c);
+      return c;
+    }
     c = { total: 0, subs: new Map() };
     for (const r of this.#q.countBySub.all(uaid) as unknown as { chid: Bytes; n: number }[]) {
       c.subs.set(keyOf(r.chid), r.n);
