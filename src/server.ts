@@ -200,7 +200,24 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
       log.info({ secrets: secrets.length }, 'token secrets changed in Redis: in use now');
     },
   };
-  onChanged = (what) => void reread[what]().catch((err: unknown) => log.warn({ err: (err as Error).message, what }, 'reading cluster-wide state again failed: the copy in use stays'));
+  // one re-read of each kind at a time (a stalled Redis must not pile them up, nor an older read
+  // apply after a newer one); an announcement during one makes one more after it
+  const rereading = new Map<Changed, { again: boolean }>();
+  onChanged = (what) => {
+    const running = rereading.get(what);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    rereading.set(what, state);
+    void reread[what]()
+      .catch((err: unknown) => log.warn({ err: (err as Error).message, what }, 'reading cluster-wide state again failed: the copy in use stays'))
+      .finally(() => {
+        rereading.delete(what);
+        if (state.again) onChanged(what);
+      });
+  };
   const refresher = redis ? setInterval(() => (['secrets', 'broadcasts'] as const).forEach(onChanged), config.clusterRefreshIntervalMs) : null;
   refresher?.unref();
   await setBroadcasts(Object.fromEntries(config.broadcasts));

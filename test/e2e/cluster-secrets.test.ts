@@ -11,18 +11,18 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createClient } from 'redis';
 import type { RedisStore } from '../../src/store/redis-store.ts';
 import { Sealer } from '../../src/tokens/sealer.ts';
 import { SECRET_FILE } from '../../src/tokens/secret-file.ts';
 import { startingSecrets } from '../../src/tokens/secret-store.ts';
 import { skipWithoutRedis, startRedisCluster, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { on } from '../helpers/cluster.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-/** The same path on another node. */
-const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
 const post = (url: string) => fetch(url, { method: 'POST', headers: { TTL: '60' } }).then((r) => r.status);
 /** Whether `secret` alone opens a push URL's token: it sealed it. */
 const sealedBy = (url: string, secret: Buffer) => new Sealer([secret]).open(new URL(url).pathname.split('/').pop()!) !== null;
@@ -99,6 +99,25 @@ describe('token secrets in Redis', { skip: skipWithoutRedis() }, () => {
       await (a.store as RedisStore).rotateTokenSecrets(Buffer.alloc(32, 7));
       await until(async () => sealedBy(await pushUrl(c), Buffer.alloc(32, 7)), 'the node re-read the secrets', 3000);
     } finally {
+      await c.close();
+    }
+  });
+
+  test('a stalled Redis does not pile up re-reads: one at a time, and one more for what came meanwhile', async () => {
+    const c = await startTestServer({ store: redis.url, dataDir: dataDir(), clusterRefreshIntervalMs: 100 });
+    dirs.push(c.dataDir);
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    const secretReads = async () => Number(/cmdstat_lrange:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    try {
+      const before = await secretReads();
+      // 15 refresh intervals while Redis answers nothing
+      await admin.sendCommand(['CLIENT', 'PAUSE', '1500', 'ALL']);
+      await new Promise((r) => setTimeout(r, 1700));
+      const reads = (await secretReads()) - before;
+      assert.ok(reads <= 4, `secret re-reads sent over the stall: ${reads}`);
+    } finally {
+      await admin.close();
       await c.close();
     }
   });
