@@ -392,7 +392,8 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
   metrics.setSources({
     websocketConnections: () => userAgents.clients,
     http2Monitors: () => rfc8030.monitors,
-    storedMessages: () => (redis ? redis.storedMessages() : (stats?.storedMessages() ?? null)),
+    // each store counts its own: Redis per slot, SQLite from the file (stats is there when redis is not)
+    storedMessages: () => (redis ?? stats!).storedMessages(),
     aggregates: () => aggregates.count(),
   });
 
