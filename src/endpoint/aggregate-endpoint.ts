@@ -277,11 +277,15 @@ export class AggregateEndpoint {
       const entries: { url: string; member: Member; message: { body: Buffer; encoding: EncodingHeaders | null } }[] = [];
       for (const { url, message } of batch.slice(i, i + this.#o.chunk)) {
         const member = this.#openPushUrl(url, owner);
-        if (typeof member === 'string') results[url] = { result: 'refused', status: 404, errno: Errno.invalidToken, reason: member };
-        else if (message instanceof PushError) results[url] = refusal(message);
-        else if (named.has(memberId(member).toString('hex'))) results[url] = { result: 'refused', status: 400, errno: Errno.invalidAggregateDocument, reason: 'another entry of the batch names the same subscription' };
+        if (typeof member === 'string') {
+          results[url] = { result: 'refused', status: 404, errno: Errno.invalidToken, reason: member };
+          continue;
+        }
+        const key = memberId(member).toString('hex');
+        if (message instanceof PushError) results[url] = refusal(message);
+        else if (named.has(key)) results[url] = { result: 'refused', status: 400, errno: Errno.invalidAggregateDocument, reason: 'another entry of the batch names the same subscription' };
         else {
-          named.add(memberId(member).toString('hex'));
+          named.add(key);
           entries.push({ url, member, message });
         }
       }
