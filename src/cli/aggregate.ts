@@ -17,7 +17,7 @@ import {
 import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, Urgency } from '../sdk/types.ts';
-import { httpUrl, integer, readCa } from './args.ts';
+import { caOption, httpUrl, integer, timeoutOption } from './args.ts';
 import { subscriptionsArg, vapidDetails, vapidOptions, type VapidOpts } from './send.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
@@ -52,8 +52,8 @@ const collect = (value: string, previous: string[] = []) => [...previous, httpUr
 function common(cmd: Command): Command {
   return traceOptions(
     vapidOptions(cmd)
-      .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
-      .addOption(new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(integer(1)).default(60_000)),
+      .addOption(caOption())
+      .addOption(timeoutOption(60_000)),
   ).exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 }
 

@@ -1,6 +1,6 @@
 // Option parsers shared by the commands of the application-server and user-agent sides.
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 /** `--ca <file>`: the PEM file's contents. */
 export function readCa(file: string): Buffer {
@@ -28,3 +28,9 @@ export function integer(min: number): (value: string) => number {
     return Number(value);
   };
 }
+
+/** `--ca <file>`, read as it is parsed. */
+export const caOption = () => new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa);
+
+/** `--timeout <ms>` of one request. */
+export const timeoutOption = (defaultMs: number) => new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(integer(1)).default(defaultMs);

@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { PushClient } from '../sdk/client.ts';
 import { WebPushError } from '../sdk/errors.ts';
-import { httpUrl, integer, readCa } from './args.ts';
+import { caOption, httpUrl, timeoutOption } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 interface DeleteOpts {
@@ -20,8 +20,8 @@ function deleteCommand(name: string, flag: string, done: string, description: st
   const cmd = new Command(name)
     .description(description)
     .addOption(new Option(`${flag} <url>`, 'the message URL (a send\'s "location"; for a user agent, the "version" `ua listen` printed)').argParser(httpUrl('a message')).makeOptionMandatory())
-    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
-    .addOption(new Option('--timeout <ms>', 'give up after this many milliseconds').argParser(integer(1)).default(30_000));
+    .addOption(caOption())
+    .addOption(timeoutOption(30_000));
   return traceOptions(cmd)
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
     .action(async (o: DeleteOpts & Record<string, unknown>) => {

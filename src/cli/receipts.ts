@@ -8,7 +8,7 @@ import { WebPushError } from '../sdk/errors.ts';
 import { listenReceipts } from '../sdk/receipts.ts';
 import type { Trace } from '../sdk/trace.ts';
 import type { PushTlsOptions } from '../sdk/types.ts';
-import { httpUrl, readCa } from './args.ts';
+import { caOption, httpUrl } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 interface ListenOpts {
@@ -30,7 +30,7 @@ export function receiptsCommand(): Command {
     )
     .addOption(new Option('--url <url>', 'the receipt subscription ("receiptSubscription" of `send --receipt`)').argParser(httpUrl('a receipt subscription (the "receiptSubscription" of `send --receipt`)')).makeOptionMandatory())
     .addOption(new Option('--nowait', 'print the receipts waiting now, then exit (Prefer: wait=0)'))
-    .addOption(new Option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)').argParser(readCa))
+    .addOption(caOption())
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   traceOptions(listen).action((o: ListenOpts) => listenUntilStopped(o.url, o.ca ? { ca: o.ca } : undefined, traceOf(o), o.nowait === true));
   return receipts;

@@ -9,7 +9,7 @@ import { PushUserAgent, RetryLater, isVapidPublicKey, type UaProtocol, type Urge
 import { URGENCY_LEVELS } from '../ua/http2-client.ts';
 import type { PushMessage } from '../ua/message.ts';
 import { toWebSocketUrl } from '../ua/websocket-client.ts';
-import { readCa } from './args.ts';
+import { caOption } from './args.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 function parseServer(value: string): string {
@@ -108,7 +108,7 @@ export function uaCommand(): Command {
       ),
     )
     .option('--vapid-key <key>', "restrict the subscription to this application server's VAPID public key (base64url)", parseVapidKey)
-    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa);
+    .addOption(caOption());
   traceOptions(subscribe).action(async function (this: Command, o: CommonOptions & { vapidKey?: string }) {
     if (o.server === undefined && !existsSync(o.state)) {
       this.error(`error: --server is required: state file ${o.state} does not exist yet`);
@@ -142,7 +142,7 @@ export function uaCommand(): Command {
         'http2 only: receive only messages at least this urgent; the others wait at the push service (default: all)',
       ).choices(URGENCY_LEVELS),
     )
-    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa)
+    .addOption(caOption())
     .option('--nowait', 'http2 only: print the messages waiting now, then exit (Prefer: wait=0)')
     .option('--no-ack', 'do not acknowledge: the messages stay at the push service (http2: `webpushd ack --url <version>` acknowledges one)');
   traceOptions(listen).action(async function (this: Command, o: CommonOptions) {
@@ -185,7 +185,7 @@ export function uaCommand(): Command {
     .requiredOption('--state <file>', STATE_HELP)
     .requiredOption('--endpoint <url>', 'the push endpoint of the subscription (or its channelID)')
     .addOption(protocolOption("must match the state file's; default: the state file's"))
-    .option('--ca <file>', 'trust this PEM certificate (e.g. a self-signed test server)', readCa);
+    .addOption(caOption());
   traceOptions(unsubscribe).action(async function (this: Command, o: CommonOptions & { endpoint: string }) {
     const client = createClient(this, o);
     if (!client.subscriptions().some((s) => s.endpoint === o.endpoint || s.channelID === o.endpoint.toLowerCase())) {
