@@ -2,8 +2,7 @@
 // many subscriptions; docs/RFC8030.md "Aggregates") through the SDK, every request signed with the
 // owner's VAPID key. Prints JSON lines (members: one push URL a line). Exit codes: 0 done, 1 the
 // push service refused it (or could not be reached; for send: any member not stored), 2 bad arguments.
-import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
   aggregateMembers,
   changeAggregate,
@@ -18,7 +17,7 @@ import { WebPushError, WebPushValidationError } from '../sdk/errors.ts';
 import { DEFAULT_TTL } from '../sdk/options.ts';
 import type { PushSubscription, Urgency } from '../sdk/types.ts';
 import { caOption, httpUrl, integer, timeoutOption } from './args.ts';
-import { subscriptionsArg, vapidDetails, vapidOptions, type VapidOpts } from './send.ts';
+import { parseSubscriptions, readText, subscriptionsArg, vapidDetails, vapidOptions, type VapidOpts } from './send.ts';
 import { traceOf, traceOptions } from './trace.ts';
 
 const EXIT_REFUSED = 1;
@@ -33,13 +32,8 @@ interface CommonOpts extends VapidOpts {
 
 /** `--members FILE`: push URLs one a line, or a subscriptions file (their endpoints). */
 function membersFile(path: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (/^\s*[[{]/.test(text)) return subscriptionsArg(path).map((s) => s.endpoint);
+  const text = readText(path, '--members');
+  if (/^\s*[[{]/.test(text)) return parseSubscriptions(text, path).map((s) => s.endpoint);
   return text
     .split('\n')
     .map((line) => line.trim())

@@ -29,7 +29,8 @@ function header(value: string, previous: Record<string, string> = {}): Record<st
   return { ...previous, [value.slice(0, colon).trim()]: value.slice(colon + 1).trim() };
 }
 
-function readText(path: string, option: string): string {
+/** A file's text, or an argument error naming the option. */
+export function readText(path: string, option: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
@@ -57,7 +58,11 @@ function subscriptionArg(value: string): PushSubscription {
 
 /** A file of subscriptions: a JSON array, or JSON lines (one subscription object per line). */
 export function subscriptionsArg(path: string): PushSubscription[] {
-  const text = readText(path, '--subscriptions');
+  return parseSubscriptions(readText(path, '--subscriptions'), path);
+}
+
+/** The subscriptions of a file's text (`path` names it in errors). */
+export function parseSubscriptions(text: string, path: string): PushSubscription[] {
   const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (text.trimStart().startsWith('[')) {
     const list = parseJson(text, path);
