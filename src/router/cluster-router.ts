@@ -311,17 +311,18 @@ export class ClusterRouter implements Router {
       const all = [...this.#held];
       for (let i = 0; i < all.length; i += RECHECK_BATCH) {
         const batch = all.slice(i, i + RECHECK_BATCH).filter(([, held]) => held.last !== null && !held.reading);
-        const lastIds = await Promise.all(batch.map(([key]) => this.#store.lastMessageId(Buffer.from(key, 'hex'))));
+        const uaids = batch.map(([key]) => Buffer.from(key, 'hex'));
+        const lastIds = await Promise.all(uaids.map((uaid) => this.#store.lastMessageId(uaid)));
         const behind = batch
-          .map(([key, held], j) => ({ key, held, lastId: lastIds[j]! }))
+          .map(([key, held], j) => ({ key, held, uaid: uaids[j]!, lastId: lastIds[j]! }))
           .filter(({ key, held, lastId }) => this.#held.get(key) === held && lastId > held.last!);
         // before handing over what it missed: a takeover whose hint was lost shows as a newer epoch
-        const epochs = await Promise.all(behind.map(({ key }) => this.#store.connectionEpoch(Buffer.from(key, 'hex'))));
-        behind.forEach(({ key, held, lastId }, j) => {
+        const epochs = await Promise.all(behind.map(({ uaid }) => this.#store.connectionEpoch(uaid)));
+        behind.forEach(({ key, held, uaid, lastId }, j) => {
           if (this.#held.get(key) !== held) return;
           if (epochs[j]! > held.epoch) return held.conn.replacedByNewer();
           held.seen = Math.max(held.seen, lastId);
-          this.#read(Buffer.from(key, 'hex'), held);
+          this.#read(uaid, held);
         });
       }
     } catch (err) {

@@ -13,6 +13,7 @@ import { redisError } from './redis/errors.ts';
 import {
   aliveKey,
   GLOBAL,
+  holderKey,
   outboxKeys,
   receiptKeys,
   receiptSlot,
@@ -20,6 +21,8 @@ import {
   slotOfSeq,
   slotStoredKey,
   slotTag,
+  subscriptionsKey,
+  userAgentKey,
   userAgentKeys,
   userAgentSlot,
 } from './redis/keys.ts';
@@ -242,7 +245,7 @@ export class RedisStore implements Store {
   }
 
   hasUserAgent(uaid: Buffer): Promise<boolean> {
-    return this.#read(async () => (await this.#command(['EXISTS', userAgentKeys(uaid)[0]!])) === 1);
+    return this.#read(async () => (await this.#command(['EXISTS', userAgentKey(uaid)])) === 1);
   }
 
   putSubscription(sub: Subscription): Promise<boolean> {
@@ -303,14 +306,14 @@ export class RedisStore implements Store {
 
   getSubscription(uaid: Buffer, chid: Buffer): Promise<Subscription | null> {
     return this.#read(async () => {
-      const value = (await this.#command(['HGET', userAgentKeys(uaid)[1]!, chid])) as Buffer | null;
+      const value = (await this.#command(['HGET', subscriptionsKey(uaid), chid])) as Buffer | null;
       return value ? { uaid, chid, keyHash: keyHashOf(value) } : null;
     });
   }
 
   listSubscriptions(uaid: Buffer): Promise<Subscription[]> {
     return this.#read(async () => {
-      const flat = (await this.#command(['HGETALL', userAgentKeys(uaid)[1]!])) as Buffer[];
+      const flat = (await this.#command(['HGETALL', subscriptionsKey(uaid)])) as Buffer[];
       const subs: { created: number; sub: Subscription }[] = [];
       for (let i = 0; i < flat.length; i += 2) {
         const value = flat[i + 1]!;
@@ -516,7 +519,7 @@ export class RedisStore implements Store {
 
   /** The last message id given to `uaid` (0: none, or no such user agent). */
   lastMessageId(uaid: Buffer): Promise<number> {
-    return this.#read(async () => Number(((await this.#command(['HGET', userAgentKeys(uaid)[0]!, 'id'])) as Buffer | null)?.toString() ?? 0));
+    return this.#read(async () => Number(((await this.#command(['HGET', userAgentKey(uaid), 'id'])) as Buffer | null)?.toString() ?? 0));
   }
 
   /** `node` is running, for `ttlMs` from now (renewed before that). */
@@ -539,12 +542,12 @@ export class RedisStore implements Store {
 
   /** The epoch of the newest connection of `uaid` (0: none recorded). */
   connectionEpoch(uaid: Buffer): Promise<number> {
-    return this.#read(async () => Number(((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'epoch'])) as Buffer | null)?.toString() ?? 0));
+    return this.#read(async () => Number(((await this.#command(['HGET', holderKey(uaid), 'epoch'])) as Buffer | null)?.toString() ?? 0));
   }
 
   /** The node holding the connection of `uaid`, or null. */
   holderOf(uaid: Buffer): Promise<string | null> {
-    return this.#read(async () => ((await this.#command(['HGET', userAgentKeys(uaid)[12]!, 'node'])) as Buffer | null)?.toString('utf8') ?? null);
+    return this.#read(async () => ((await this.#command(['HGET', holderKey(uaid), 'node'])) as Buffer | null)?.toString('utf8') ?? null);
   }
 
   /** Sends a hint on a sharded pub/sub channel (at most once: nobody may be listening). */

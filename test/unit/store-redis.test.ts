@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { StoreUnavailable } from '../../src/store/errors.ts';
-import { receiptKeys, receiptSlot, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
+import { holderKey, receiptKeys, receiptSlot, subscriptionsKey, userAgentKey, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import type { NewMessage } from '../../src/store/types.ts';
 import { reopenable, storeContract } from '../contract/store-contract.ts';
@@ -59,6 +59,9 @@ describe('RedisStore on Redis only', { skip }, () => {
         const uaid = randomBytes(16);
         const slots = await Promise.all(userAgentKeys(uaid).map((k) => c.clusterKeySlot(k)));
         assert.deepEqual(new Set(slots), new Set([userAgentSlot(uaid)]), userAgentKeys(uaid).join(' '));
+        // the single keys the store reads alone are those the functions take
+        const keys = userAgentKeys(uaid);
+        assert.deepEqual([userAgentKey(uaid), subscriptionsKey(uaid), holderKey(uaid)], [keys[0], keys[1], keys[12]]);
         const rslot = receiptSlot(randomBytes(16));
         assert.deepEqual(new Set(await Promise.all(receiptKeys(rslot).map((k) => c.clusterKeySlot(k)))), new Set([rslot]));
       }

@@ -59,10 +59,16 @@ export function slotTag(slot: number): string {
 }
 
 /** The keys of one user agent, in the order its functions take them (functions.lua). */
+/** A user agent's hash tag, also the key of its hash (created, seen, id): userAgentKeys[0]. */
+export const userAgentKey = (uaid: Buffer): string => `{u:${uaid.toString('hex')}}`;
+/** Its subscriptions: userAgentKeys[1], for the commands that need no other key. */
+export const subscriptionsKey = (uaid: Buffer): string => `${userAgentKey(uaid)}:s`;
+/** The node holding its connection, and the epoch: userAgentKeys[12]. */
+export const holderKey = (uaid: Buffer): string => `${userAgentKey(uaid)}:n`;
+
 export function userAgentKeys(uaid: Buffer): string[] {
-  const hex = uaid.toString('hex');
-  const tag = `{u:${hex}}`;
-  const indexTag = slotTag(slotOfTag(`u:${hex}`));
+  const tag = userAgentKey(uaid);
+  const indexTag = slotTag(slotOfTag(tag.slice(1, -1)));
   return [
     tag, // hash: created, seen, id (the last message id)
     `${tag}:s`, // hash: chid -> "<created ms>:<key hash>"
