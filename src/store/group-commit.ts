@@ -55,6 +55,13 @@ export function transaction(db: DatabaseSync, write: () => void): number {
   }
 }
 
+/**
+ * The most writes in one transaction. Writes queue while a commit waits for its fsync; after a
+ * stall (a slow disk, another process's lock) they would otherwise make one transaction, and
+ * one copy to the writer thread, as large as everything that came meanwhile.
+ */
+export const MAX_BATCH = 10_000;
+
 interface Waiter {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
@@ -92,14 +99,15 @@ export class GroupCommit<Op> {
     return this.#inFlight !== null;
   }
 
-  /** Sends the writes queued so far, unless a batch is out (its answer sends them). */
+  /**
+   * Sends the writes queued so far (at most MAX_BATCH of them, the rest after its answer),
+   * unless a batch is out (its answer sends them).
+   */
   readonly flush = (): void => {
     this.#scheduled = false;
     if (this.#inFlight !== null || this.#ops.length === 0) return;
-    const ops = this.#ops;
-    this.#inFlight = this.#waiters;
-    this.#ops = [];
-    this.#waiters = [];
+    const ops = this.#ops.splice(0, MAX_BATCH);
+    this.#inFlight = this.#waiters.splice(0, ops.length);
     this.#send(ops);
   };
 
