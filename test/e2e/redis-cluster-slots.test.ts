@@ -12,10 +12,9 @@ import { createClient } from 'redis';
 import { H2Client, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { skipWithoutRedis, startRedisCluster, type RedisClusterServers } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { on } from '../helpers/cluster.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 
-/** The same path on another node. */
-const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
 const post = (url: string, headers: Record<string, string> = {}) => fetch(url, { method: 'POST', headers: { TTL: '60', ...headers } });
 
 describe('two nodes on a Redis Cluster of 3 primaries', { skip: skipWithoutRedis() }, () => {

@@ -11,11 +11,10 @@ import { after, before, describe, test } from 'node:test';
 import { H2Client, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { on } from '../helpers/cluster.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
-/** The same path on another node. */
-const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
 
 describe('two nodes on one Redis', { skip: skipWithoutRedis() }, () => {
   let redis: RedisServer;

@@ -11,12 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { on } from '../helpers/cluster.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { within } from '../helpers/wait.ts';
 
 const RECHECK_MS = 400;
-/** The same path on another node. */
-const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
 const post = (url: string) => fetch(url, { method: 'POST', headers: { TTL: '60' } });
 
 describe('lost hints between nodes delay a message by the recheck interval at most', { skip: skipWithoutRedis() }, () => {

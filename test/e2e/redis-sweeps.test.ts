@@ -14,11 +14,11 @@ import { userAgentKeys } from '../../src/store/redis/keys.ts';
 import { message, save, sub } from '../contract/store-contract.ts';
 import { skipWithoutRedis, startRedisServer, type RedisServer } from '../helpers/redis-server.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { on } from '../helpers/cluster.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
 const DAY_MS = 86_400_000;
-const on = (node: TestServer, url: string) => `${node.url}${new URL(url).pathname}`;
 
 describe('sweeps and user-agent expiry across two nodes', { skip: skipWithoutRedis() }, () => {
   let redis: RedisServer;

@@ -15,8 +15,8 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** The same path on another node. */
-export const on = (node: ServerProcess, url: string): string => `${node.url}${new URL(url).pathname}`;
+/** The same path on another node (a process, or an in-process test server). */
+export const on = (node: { url: string }, url: string): string => `${node.url}${new URL(url).pathname}`;
 
 /** The node's WebSocket URL. */
 export const wsUrl = (node: ServerProcess): string => `${node.url.replace('http', 'ws')}/`;
