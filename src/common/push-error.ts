@@ -71,3 +71,13 @@ export class PushError extends Error {
 export function methodNotAllowed(allow: string): PushError {
   return new PushError(405, Errno.methodNotAllowed, `Use ${allow} on this resource`, { allow });
 }
+
+/** Seconds a client is told to wait (Retry-After) when the store cannot be reached or written. */
+export const STORE_RETRY_AFTER_S = 30;
+
+/** The answer to StoreUnavailable: 503 with autopush's back-off errno and Retry-After. */
+export function storeUnavailableError(): PushError {
+  return new PushError(503, Errno.storeUnavailable, 'The service cannot store messages now; retry later', {
+    'retry-after': String(STORE_RETRY_AFTER_S),
+  });
+}

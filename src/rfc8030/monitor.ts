@@ -10,10 +10,11 @@
 // reading the store after the last id it pushed, and a TTL 0 one, "now or never", is dropped.
 import { constants, type Http2ServerResponse, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import { Errno, PushError } from '../common/push-error.ts';
+import { Errno, PushError, storeUnavailableError } from '../common/push-error.ts';
 import { sendError } from '../http/respond.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Delivery } from '../router/router.ts';
+import { StoreUnavailable } from '../store/errors.ts';
 import { URGENCIES, type MessageFilter, type Store, type Urgency } from '../store/types.ts';
 import type { Capabilities } from '../tokens/capabilities.ts';
 import { Rel, formatLink } from './links.ts';
@@ -165,6 +166,11 @@ export class Monitor {
   };
 
   #failed(err: unknown): void {
+    // the store down is no server error: the user agent is told to come back (503 Retry-After)
+    if (err instanceof StoreUnavailable) {
+      this.#ctx.log.warn({ err: err.message }, 'a monitor ended: store unavailable');
+      return this.#fail(storeUnavailableError());
+    }
     this.#ctx.log.error({ err }, 'reading stored messages for a monitor failed');
     this.#fail(new PushError(500, Errno.internal, 'Internal server error'));
   }

@@ -6,9 +6,10 @@
 // While the session is full (its client does not take its pushes) the rest wait in the store.
 import { constants, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
-import { Errno, PushError } from '../common/push-error.ts';
+import { Errno, PushError, storeUnavailableError } from '../common/push-error.ts';
 import { sendError } from '../http/respond.ts';
 import type { ReceiptWatcher, Router } from '../router/router.ts';
+import { StoreUnavailable } from '../store/errors.ts';
 import type { QueuedReceipt, Store } from '../store/types.ts';
 import type { Capabilities } from '../tokens/capabilities.ts';
 import type { PushOrigin, SessionPushes } from './server-push.ts';
@@ -72,6 +73,10 @@ export class ReceiptMonitor implements ReceiptWatcher {
 
   readonly receiptsQueued = (): void => {
     this.#drain().catch((err: unknown) => {
+      if (err instanceof StoreUnavailable) {
+        this.#ctx.log.warn({ err: err.message }, 'a receipt monitor ended: store unavailable');
+        return this.#fail(storeUnavailableError());
+      }
       this.#ctx.log.error({ err }, 'reading receipts failed');
       this.#fail(new PushError(500, Errno.internal, 'Internal server error'));
     });

@@ -8,7 +8,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { rmSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Errno, STORE_RETRY_AFTER_S } from '../../src/common/push-error.ts';
 import { DEFAULTS, type Config } from '../../src/config.ts';
+import { StoreUnavailable } from '../../src/store/errors.ts';
 import { generateVapidKeys, signVapidToken, vapidAuthorization } from '../../src/vapid/sign.ts';
 import { H2Client, REL_PUSH, REL_RECEIPT, REL_SET, links, type Pushed } from '../helpers/h2-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -80,6 +82,13 @@ async function sendAll(c: H2Client, pushUrl: string, markers: string[], headers:
     out.push(String(r.headers.location));
   }
   return out;
+}
+
+/** Sends one message asking for a receipt; returns Location and the receipt subscription. */
+async function sendWithReceipt(c: H2Client, pushUrl: string, headers: http2.OutgoingHttpHeaders = { prefer: 'respond-async' }) {
+  const r = await c.send(pushUrl, { body: aes128gcmBody(), headers });
+  assert.ok(r.status === 201 || r.status === 202, r.body.toString());
+  return { status: r.status, location: String(r.headers.location), receipts: links(r.headers.link).get(REL_RECEIPT)! };
 }
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -603,13 +612,6 @@ describe('monitor batches (deliveryBatch 2)', () => {
 describe('receipts (RFC 8030 5.1, 6.3)', () => {
   const { server, client } = useServer();
 
-  /** Sends one message asking for a receipt; returns Location and the receipt subscription. */
-  async function sendWithReceipt(c: H2Client, pushUrl: string, headers: http2.OutgoingHttpHeaders = { prefer: 'respond-async' }) {
-    const r = await c.send(pushUrl, { body: aes128gcmBody(), headers });
-    assert.ok(r.status === 201 || r.status === 202, r.body.toString());
-    return { status: r.status, location: String(r.headers.location), receipts: links(r.headers.link).get(REL_RECEIPT)! };
-  }
-
   test('Prefer: respond-async: 202 with Location and a receipt subscription Link; the ack gives a 204 receipt', async () => {
     const ua = await client();
     const sub = await ua.subscribe();
@@ -814,5 +816,66 @@ describe('shutdown', () => {
     assert.equal((await receipts.done).status, 0);
     await waitFor(() => c.session.closed || c.session.destroyed, 2000, 'session closed');
     rmSync(server.dataDir, { recursive: true, force: true });
+  });
+});
+
+describe('the store unavailable under open streams', () => {
+  const { server, client } = useServer({ deliveryBatch: 1 });
+
+  /** Makes the store's `method` reject with StoreUnavailable until the returned function is called. */
+  function failing(method: 'pendingMessages' | 'pendingReceipts'): () => void {
+    const store = server().store as unknown as Record<string, unknown>;
+    const real = store[method];
+    store[method] = () => Promise.reject(new StoreUnavailable('database or disk is full'));
+    return () => {
+      store[method] = real;
+    };
+  }
+
+  test('a monitor whose next batch cannot be read ends with 503 and Retry-After; the message stays stored', async () => {
+    const c = await client();
+    const sub = await c.subscribe();
+    const sender = await client();
+    await sendAll(sender, sub.push, ['1', '2']);
+    const monitor = c.monitor(sub.url);
+    const first = await monitor.next();
+    assert.equal(markerOf(first), '1');
+    const restore = failing('pendingMessages');
+    try {
+      // the batch of one acknowledged: the monitor reads the next one, and cannot
+      assert.equal(await c.ack(first.url), 204);
+      const done = await monitor.done;
+      assert.equal(done.status, 503);
+      assert.equal(done.headers['retry-after'], String(STORE_RETRY_AFTER_S));
+      assert.equal(JSON.parse(done.body.toString()).errno, Errno.storeUnavailable);
+    } finally {
+      restore();
+    }
+    const again = c.monitor(sub.url, { prefer: 'wait=0' });
+    assert.equal(markerOf(await again.next()), '2', 'nothing was lost');
+    assert.equal((await again.done).status, 200);
+  });
+
+  test('a receipt monitor that cannot read its receipts ends with 503 and Retry-After; the receipt stays queued', async () => {
+    const ua = await client();
+    const sub = await ua.subscribe();
+    const app = await client();
+    const sent = await sendWithReceipt(app, sub.push);
+    const receipts = app.monitor(sent.receipts);
+    await receipts.quiet(100);
+    const restore = failing('pendingReceipts');
+    try {
+      const m = ua.monitor(sub.url, { prefer: 'wait=0' });
+      assert.equal(await ua.ack((await m.next()).url), 204);
+      const done = await receipts.done;
+      assert.equal(done.status, 503);
+      assert.equal(done.headers['retry-after'], String(STORE_RETRY_AFTER_S));
+    } finally {
+      restore();
+    }
+    const again = app.monitor(sent.receipts, { prefer: 'wait=0' });
+    const receipt = await again.next();
+    assert.equal(receipt.url, sent.location);
+    assert.equal(receipt.status, 204);
   });
 });
