@@ -3,12 +3,12 @@
 // an empty message to every member, or a batch encrypted here for each member. Every request is
 // signed with the owner's VAPID key. Webpushd-only: other push services have no aggregates (for
 // them, sendMany).
-import http, { type IncomingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import { WebPushError } from './errors.ts';
 import { checkOptions } from './options.ts';
 import { buildRequest } from './request-details.ts';
 import type { Trace } from './trace.ts';
+import { Transport, type TransportResponse } from './transport.ts';
 import type { PushContentEncoding, PushSubscription, PushTlsOptions, Urgency, VapidDetails } from './types.ts';
 import { vapidHeaders } from './vapid.ts';
 
@@ -68,53 +68,27 @@ export interface BatchMessage {
 
 export const MERGE_PATCH_TYPE = 'application/merge-patch+json';
 export const BATCH_TYPE = 'application/webpush-batch+json';
-/** An answer lists every member at most: far more than an error body, still bounded. */
+/** An answer lists every member at most: far more than an error body, still bounded (characters). */
 const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request over HTTP/1.1 (a fresh connection: aggregate requests are few and large). */
-function request(method: string, url: URL, headers: Record<string, string>, body: string | null, o: AggregateOptions): Promise<Answer> {
-  const send = url.protocol === 'https:' ? https.request : http.request;
-  const all = { ...headers, ...(body !== null ? { 'content-length': String(Buffer.byteLength(body)) } : {}) };
-  return new Promise((resolve, reject) => {
-    const r = send(url, { method, headers: all, ...(o.tls ?? {}), ...(o.timeout ? { timeout: o.timeout } : {}) });
-    o.trace?.({ event: 'request', httpVersion: '1.1', method, url: url.href, headers: all });
-    if (body) o.trace?.({ event: 'data', sent: Buffer.byteLength(body) });
-    r.on('timeout', () => r.destroy(Object.assign(new Error('Socket timeout'), { code: 'ETIMEDOUT' })));
-    r.on('error', reject);
-    r.on('response', (res) => {
-      o.trace?.({ event: 'response', httpVersion: '1.1', status: res.statusCode, headers: res.headers });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_ANSWER_BYTES) res.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
-        else chunks.push(chunk);
-      });
-      res.on('error', reject);
-      res.on('end', () => {
-        if (size > 0) o.trace?.({ event: 'data', received: size });
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
-      });
-    });
-    r.end(body ?? undefined);
-  });
-}
-
 /** A signed request; a JSON answer, or WebPushError for one outside 2xx. */
-async function call<T>(method: string, url: string, o: AggregateOptions, extra: Record<string, string> = {}, body: unknown = undefined, type = 'application/json'): Promise<{ json: T; headers: IncomingHttpHeaders }> {
+async function call<T>(method: 'POST' | 'GET' | 'PATCH' | 'DELETE', url: string, o: AggregateOptions, extra: Record<string, string> = {}, body: unknown = undefined, type = 'application/json'): Promise<{ json: T; headers: IncomingHttpHeaders }> {
   const target = new URL(url);
   const headers: Record<string, string> = { authorization: vapidHeaders(checkOptions({ vapidDetails: o.vapidDetails }).vapid!, target.href, 'aes128gcm').authorization, ...extra };
-  const text = body === undefined ? null : JSON.stringify(body);
-  if (text !== null) headers['content-type'] = type;
-  const res = await request(method, target, headers, text, o);
-  if (res.status < 200 || res.status > 299) {
-    throw new WebPushError(`${method} ${target.pathname.split('/', 2).join('/')}… failed: ${res.status} ${res.body}`, res.status, res.headers, res.body, url);
+  const text = body === undefined ? null : Buffer.from(JSON.stringify(body));
+  if (text !== null) Object.assign(headers, { 'content-type': type, 'content-length': String(text.length) });
+  // one transport per call: aggregate requests are few and large, nothing to keep open between them
+  const transport = new Transport(o.trace ? { trace: o.trace } : {});
+  let res: TransportResponse;
+  try {
+    res = await transport.request({ method, url: target, headers, body: text, timeoutMs: o.timeout, tls: o.tls, agent: undefined, http2: true, maxResponseBytes: MAX_ANSWER_BYTES });
+  } finally {
+    await transport.close();
+  }
+  const where = `${method} ${target.pathname.split('/', 2).join('/')}…`;
+  if (res.truncated) throw new Error(`${where}: answer larger than ${MAX_ANSWER_BYTES} bytes`);
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    throw new WebPushError(`${where} failed: ${res.statusCode} ${res.body}`, res.statusCode, res.headers, res.body, url);
   }
   return { json: (res.body ? JSON.parse(res.body) : null) as T, headers: res.headers };
 }

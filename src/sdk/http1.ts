@@ -9,9 +9,30 @@ import type { PushTlsOptions } from './types.ts';
 /** Bodies of error answers are small; a misbehaving service cannot make us buffer more. */
 export const MAX_RESPONSE_BODY = 64 * 1024;
 
+/** An answer's body as it arrives, kept up to a bound: a misbehaving service cannot make us buffer more. */
+export class AnswerBody {
+  text = '';
+  /** More came than the bound: `text` is its beginning. */
+  truncated = false;
+  readonly #max: number;
+
+  constructor(max = MAX_RESPONSE_BODY) {
+    this.#max = max;
+  }
+
+  add(chunk: string): void {
+    const room = this.#max - this.text.length;
+    if (chunk.length <= room) this.text += chunk;
+    else {
+      if (room > 0) this.text += chunk.slice(0, room);
+      this.truncated = true;
+    }
+  }
+}
+
 export interface TransportRequest {
-  /** Default POST (a send); DELETE cancels a message. */
-  method?: 'POST' | 'DELETE' | undefined;
+  /** Default POST (a send); DELETE cancels a message; GET and PATCH for webpushd's aggregates. */
+  method?: 'POST' | 'DELETE' | 'GET' | 'PATCH' | undefined;
   url: URL;
   headers: Record<string, string>;
   body: Buffer | null;
@@ -21,12 +42,16 @@ export interface TransportRequest {
   /** Aborting it destroys the request with the signal's reason. */
   signal?: AbortSignal | undefined;
   trace?: Trace | undefined;
+  /** Characters of the answer's body kept (default MAX_RESPONSE_BODY). */
+  maxResponseBytes?: number | undefined;
 }
 
 export interface TransportResponse {
   statusCode: number;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The body was longer than `maxResponseBytes`: `body` is its beginning. */
+  truncated: boolean;
   httpVersion: '1.1' | '2';
 }
 
@@ -71,16 +96,14 @@ export class Http1Pool {
       r.on('response', (res) => {
         answered = true;
         req.trace?.({ event: 'response', httpVersion: '1.1', status: res.statusCode, headers: res.headers });
-        let body = '';
+        const body = new AnswerBody(req.maxResponseBytes);
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          if (body.length < MAX_RESPONSE_BODY) body += chunk;
-        });
+        res.on('data', (chunk: string) => body.add(chunk));
         res.on('error', reject);
         res.on('end', () => {
           done();
-          if (body.length > 0) req.trace?.({ event: 'data', received: Buffer.byteLength(body) });
-          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body, httpVersion: '1.1' });
+          if (body.text.length > 0) req.trace?.({ event: 'data', received: Buffer.byteLength(body.text) });
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: body.text, truncated: body.truncated, httpVersion: '1.1' });
         });
       });
       if (req.signal?.aborted) abort();

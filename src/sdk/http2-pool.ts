@@ -5,7 +5,7 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:h
 import { isIP } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { markUnprocessed } from './errors.ts';
-import { MAX_RESPONSE_BODY, type TransportRequest, type TransportResponse } from './http1.ts';
+import { AnswerBody, type TransportRequest, type TransportResponse } from './http1.ts';
 import { traceSession, traceStream, traceTls } from './trace.ts';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -123,7 +123,7 @@ export class Http2Pool {
 
       let status = 0;
       let responseHeaders: IncomingHttpHeaders = {};
-      let body = '';
+      const body = new AnswerBody(req.maxResponseBytes);
       let failure: Error | undefined;
       const abort = () => {
         failure = req.signal!.reason as Error;
@@ -136,16 +136,14 @@ export class Http2Pool {
         for (const [name, value] of Object.entries(h)) if (!name.startsWith(':')) responseHeaders[name] = value;
       });
       stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        if (body.length < MAX_RESPONSE_BODY) body += chunk;
-      });
+      stream.on('data', (chunk: string) => body.add(chunk));
       stream.on('error', (err) => (failure ??= err));
       stream.on('close', () => {
         req.signal?.removeEventListener('abort', abort);
         entry.active -= 1;
         if (entry.active === 0 && !entry.session.closed) this.#idle(entry);
         if (failure === undefined && status > 0 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
-          resolve({ statusCode: status, headers: responseHeaders, body, httpVersion: '2' });
+          resolve({ statusCode: status, headers: responseHeaders, body: body.text, truncated: body.truncated, httpVersion: '2' });
           return;
         }
         const err = failure ?? new Error(`HTTP/2 stream closed without an answer (code ${stream.rstCode})`);

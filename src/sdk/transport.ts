@@ -2,7 +2,7 @@
 // (ALPN), HTTP/1.1 otherwise (http:// endpoints, a caller-supplied Agent, http2: false).
 import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
-import { Http1Pool, type TransportResponse } from './http1.ts';
+import { Http1Pool, type TransportRequest, type TransportResponse } from './http1.ts';
 import { Http2Pool } from './http2-pool.ts';
 import type { Trace } from './trace.ts';
 import type { PushTlsOptions } from './types.ts';
@@ -19,7 +19,7 @@ export interface TransportOptions {
 }
 
 export interface SendRequest {
-  method?: 'POST' | 'DELETE';
+  method?: TransportRequest['method'];
   url: URL;
   headers: Record<string, string>;
   body: Buffer | null;
@@ -27,6 +27,7 @@ export interface SendRequest {
   tls: PushTlsOptions | undefined;
   agent: Agent | undefined;
   http2: boolean;
+  maxResponseBytes?: number;
 }
 
 const CONNECT_TIMEOUT_MS = 30_000;
