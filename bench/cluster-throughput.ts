@@ -6,7 +6,8 @@
 //     --messages M          messages per load round (20000)
 //     --repeat R            load rounds per target, medians reported (3)
 //     --warmup W            messages sent before measuring (2000)
-//     --fsync LIST          Redis appendfsync modes to measure: always, everysec or both (both)
+//     --fsync LIST          Redis appendfsync modes to measure: always, everysec, no (a comma list), or
+//                           both (always,everysec: the default); no shows what the AOF fsync costs
 //     --rate X              the fixed rate of the latency phase, messages/s (2000)
 //     --rate-seconds T      its length (10)
 //     --probe-rate P        latency probe messages per second, in every phase (20)
@@ -82,8 +83,8 @@ const PROBE_RATE = int('probe-rate', 1);
 const K = int('idle-connections');
 const CLIENTS = int('clients', 1);
 const STREAMS = int('streams', 1);
-const FSYNCS = argv.fsync === 'both' ? ['always', 'everysec'] : [argv.fsync!];
-if (!FSYNCS.every((f) => f === 'always' || f === 'everysec')) throw new Error('--fsync must be always, everysec or both');
+const FSYNCS = argv.fsync === 'both' ? ['always', 'everysec'] : argv.fsync!.split(',');
+if (!FSYNCS.every((f) => ['always', 'everysec', 'no'].includes(f))) throw new Error('--fsync: always, everysec, no (a comma list) or both');
 const TARGETS = new Set(argv.targets!.split(','));
 if (![...TARGETS].every((t) => ['relay', 'sqlite', 'redis', 'cross'].includes(t))) throw new Error('--targets: relay, sqlite, redis, cross');
 /** Clients of the fixed-rate phase: each sends one request at a time, so a slow answer must not hold the rate down. */
@@ -128,6 +129,12 @@ const webpushd = (store: string[]) => [MAIN, 'serve', '--data-dir', tempDir('web
 
 /** A private redis-server (its own port and dir; appendonly yes) fsyncing `fsync`. */
 const startRedis = (fsync: string) => startRedisServer({ args: ['--appendfsync', fsync] });
+
+/** Commands Redis executed so far (INFO commandstats, every command summed; this INFO included). */
+function redisCalls(redis: RedisServer): number {
+  const r = spawnSync('redis-cli', ['-p', String(redis.port), 'INFO', 'commandstats'], { encoding: 'utf8' });
+  return [...r.stdout.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
 
 function redisInfo(redis: RedisServer, field: string): number {
   const r = spawnSync('redis-cli', ['-p', String(redis.port), 'INFO', 'memory'], { encoding: 'utf8' });
@@ -208,12 +215,18 @@ interface Round {
   latency: LatencySummary;
   h2: H2Result;
   serverCpuPct: number;
+  /** CPU time of the nodes and Redis per message (ms): less moved by other load than the rates. */
+  cpuMsPerMessage: number;
+  /** Commands Redis executed per message, those run inside functions included (NaN without Redis). */
+  redisCommandsPerMessage: number;
 }
 
 interface TargetResult {
   label: string;
   rounds: Round[];
   fixedRate: { latency: LatencySummary; acked: number; sent: number; seconds: number; h2: H2Result; probeLost: number };
+  /** Commands the nodes sent Redis per message, by name (FCALL by function), from MONITOR; null without Redis. */
+  commands: Record<string, number> | null;
   problems: string[];
   profiles: string[];
 }
@@ -222,7 +235,7 @@ interface Target {
   kind: 'relay' | 'sqlite' | 'redis' | 'cross';
   label: string;
   /** Starts the processes: user agents connect to `connectTo`, the application server posts to `postTo`. */
-  start(): Promise<{ connectTo: Node; postTo: Node; pids: number[]; stop(): Promise<string[]> }>;
+  start(): Promise<{ connectTo: Node; postTo: Node; pids: number[]; redis?: RedisServer; stop(): Promise<string[]> }>;
 }
 
 
@@ -248,13 +261,17 @@ async function measure(target: Target, work: string): Promise<TargetResult> {
     for (let round = 1; round <= REPEAT; round++) {
       const acks = swarm.request<AckWindow>({ type: 'expect', total: M, timeoutMs: 10 * 60_000 });
       const cpu0 = cpu();
+      const calls0 = run.redis ? redisCalls(run.redis) : Number.NaN;
       const t0 = Date.now();
       await probe.request({ type: 'start', rate: PROBE_RATE });
       const h2 = await h2load(endpoints, M, work, { clients: CLIENTS, streams: STREAMS });
       const late = setTimeout(() => void swarm.request({ type: 'finish' }).catch(() => {}), 60_000);
       const a = await acks;
       clearTimeout(late);
-      const serverCpuPct = (100 * (cpu() - cpu0)) / ((Date.now() - t0) / 1000);
+      const cpuSeconds = cpu() - cpu0;
+      const serverCpuPct = (100 * cpuSeconds) / ((Date.now() - t0) / 1000);
+      // the probe's messages are in the count too (20/s: well under 1%)
+      const redisCommandsPerMessage = run.redis ? (redisCalls(run.redis) - calls0 - 1) / M : Number.NaN;
       const p = await probe.request<ProbeResult>({ type: 'stop', drainMs: 5000 });
       const r: Round = {
         ackedPerSec: a.acked / ((a.lastAckAt - a.firstAckAt) / 1000),
@@ -263,6 +280,8 @@ async function measure(target: Target, work: string): Promise<TargetResult> {
         latency: summarize(p.samples),
         h2,
         serverCpuPct,
+        cpuMsPerMessage: (1000 * cpuSeconds) / M,
+        redisCommandsPerMessage,
       };
       rounds.push(r);
       if (h2.status['2xx'] !== M) problems.push(`round ${round}: statuses ${JSON.stringify(h2.status)}`);
@@ -270,7 +289,8 @@ async function measure(target: Target, work: string): Promise<TargetResult> {
       if (p.lost + p.statusErrors > 0) problems.push(`round ${round}: probe lost ${p.lost}, errors ${p.statusErrors}`);
       log(
         `${target.label}: round ${round}/${REPEAT}: ${r.ackedPerSec.toFixed(0)} delivered+acked/s, ` +
-          `POST->delivery p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms, server CPU ${serverCpuPct.toFixed(0)}%`,
+          `POST->delivery p50 ${r.latency.p50.toFixed(1)} ms p99 ${r.latency.p99.toFixed(1)} ms, server CPU ${serverCpuPct.toFixed(0)}%, ` +
+          `${r.cpuMsPerMessage.toFixed(3)} CPU ms/msg, Redis executed ${r.redisCommandsPerMessage.toFixed(2)} commands/msg`,
       );
       await sleep(1000);
     }
@@ -287,12 +307,54 @@ async function measure(target: Target, work: string): Promise<TargetResult> {
       `${target.label}: at ${(total / h2.seconds).toFixed(0)} msg/s: POST->delivery p50 ${fixedRate.latency.p50.toFixed(2)} ms ` +
         `p99 ${fixedRate.latency.p99.toFixed(2)} ms (${fixedRate.latency.n} samples)`,
     );
-    return { label: target.label, rounds, fixedRate, problems, profiles };
+    const commands = run.redis ? await commandsPerMessage(run.redis, endpoints, swarm, work) : null;
+    if (commands) log(`${target.label}: Redis commands per message: ${formatCommands(commands)}`);
+    return { label: target.label, rounds, fixedRate, commands, problems, profiles };
   } finally {
     await Promise.all([swarm.close(), probe.close()]);
     profiles.push(...(await run.stop()));
   }
 }
+
+/** Messages of the MONITOR phase (after the others: MONITOR slows Redis down). */
+const MONITORED = 1000;
+
+/**
+ * The commands the nodes send Redis per message, by name: MONITOR (redis-cli) while MONITORED
+ * messages are posted at 1,000/s and acknowledged. What a function runs inside Redis is not
+ * counted (MONITOR shows it as "lua"): these are the round trips.
+ */
+async function commandsPerMessage(redis: RedisServer, endpoints: readonly string[], swarm: Helper, work: string): Promise<Record<string, number>> {
+  const monitor = track(spawn('redis-cli', ['-p', String(redis.port), 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+  const counts: Record<string, number> = {};
+  let rest = '';
+  monitor.stdout!.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString('latin1')).split('\n');
+    rest = lines.pop()!;
+    for (const line of lines) {
+      // 1733270000.123456 [0 127.0.0.1:5000] "FCALL" "wp1_save_message" ... (a function's own: [0 lua])
+      const m = /^\S+ \[\d+ (\S+)\] "([^"]+)"(?: "([^"]*)")?/.exec(line);
+      if (!m || m[1] === 'lua') continue;
+      const name = m[2]!.toUpperCase();
+      const key = name.startsWith('FCALL') ? `${name} ${m[3]}` : name;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  });
+  await sleep(300);
+  const acks = swarm.request<AckWindow>({ type: 'expect', total: MONITORED, timeoutMs: 60_000 });
+  await h2load(endpoints, MONITORED, work, { clients: 10, streams: 1, rps: 100 });
+  await acks;
+  await sleep(300);
+  await terminate(monitor);
+  return Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, n / MONITORED]));
+}
+
+const formatCommands = (c: Record<string, number>) =>
+  `${Object.values(c).reduce((a, b) => a + b, 0).toFixed(2)} (${Object.entries(c)
+    .filter(([, n]) => n >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n.toFixed(2)}`)
+    .join(', ')})`;
 
 interface IdleResult {
   fsync: string | null;
@@ -397,6 +459,7 @@ function targets(): Target[] {
         connectTo: node,
         postTo: node,
         pids: [node.proc.pid!, ...(redis ? [redisPid(redis)] : [])],
+        ...(redis ? { redis } : {}),
         async stop() {
           const prof = await stopNode(node, label);
           await redis?.stop();
@@ -427,6 +490,7 @@ function targets(): Target[] {
             connectTo: one,
             postTo: two,
             pids: [one.proc.pid!, two.proc.pid!, redisPid(redis)],
+            redis,
             async stop() {
               const profs = [await stopNode(one, `${label} node 1`), await stopNode(two, `${label} node 2`)];
               await redis.stop();
@@ -470,6 +534,8 @@ function report(results: TargetResult[], idle: IdleResult[]): string {
       'p50 at that rate (ms)',
       'p99 at that rate (ms)',
       'CPU of nodes + Redis (% of a core)',
+      'CPU per message (ms)',
+      'Redis commands per message: sent (executed)',
     ],
     ...results.map((r) => [
       r.label,
@@ -482,6 +548,8 @@ function report(results: TargetResult[], idle: IdleResult[]): string {
       f2(r.fixedRate.latency.p50),
       f2(r.fixedRate.latency.p99),
       f0(med(r, (x) => x.serverCpuPct)),
+      f2(med(r, (x) => x.cpuMsPerMessage)),
+      r.commands ? `${f2(Object.values(r.commands).reduce((a, b) => a + b, 0))} (${f1(med(r, (x) => x.redisCommandsPerMessage))})` : '—',
     ]),
   ];
   let out = table(rows);
