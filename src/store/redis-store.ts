@@ -99,6 +99,8 @@ export class RedisStore implements Store {
   readonly #registered = new Set<number>();
   /** Receipt moves under way: close waits for them. */
   readonly #moves = new Set<Promise<void>>();
+  /** What saving a message learnt, for the router handing it on (savedWith). */
+  readonly #saved = new WeakMap<StoredMessage, { holder: string | null; record: Buffer }>();
   /** A count of stored messages under way: scrapes at once share it. */
   #storedCount: Promise<number | null> | null = null;
 
@@ -330,6 +332,8 @@ export class RedisStore implements Store {
     // a receipt subscription lives until the receipts of its messages could have expired
     const receiptsUntil = String(expiresAt + this.#receiptTtl);
     const keys = userAgentKeys(m.uaid);
+    const record = encodeMessage(m, expiresAt, receipt?.id);
+    const args = [m.uaid, m.chid, m.topic ?? '', record, String(expiresAt), String(this.#maxStoredPerSub), String(this.#maxStored)];
     const saved = await this.#write(async (): Promise<Reply | 'no-subscription' | 'no-receipt-subscription'> => {
       if (receipt) {
         // the receipt subscription is in another slot: both asked at once (one round trip); one
@@ -342,17 +346,17 @@ export class RedisStore implements Store {
         if (exists === 0) return 'no-subscription';
         if (usable === 0) return 'no-receipt-subscription';
       }
-      const record = encodeMessage(m, expiresAt, receipt?.id);
-      const args = [m.uaid, m.chid, m.topic ?? '', record, String(expiresAt), String(this.#maxStoredPerSub), String(this.#maxStored)];
       return this.#fcall('save_message', keys, args);
     });
     if (typeof saved === 'string') return { ok: false, reason: saved };
-    const [code, id, replaced, out] = saved as [number, number, number, Buffer[]];
+    const [code, id, replaced, out, holder] = saved as [number, number, number, Buffer[], Buffer | undefined];
     if (code === 1) return { ok: false, reason: 'no-subscription' };
     if (code === 2) return { ok: false, reason: 'too-many-stored' };
     await this.#moveReceipts(m.uaid, out);
     const message: StoredMessage = { ...m, id, expiresAt };
     if (receipt) message.receipt = receipt.id;
+    // (a library an older node loaded does not say: the router asks)
+    if (holder) this.#saved.set(message, { holder: holder.length > 0 ? holder.toString('utf8') : null, record });
     return { ok: true, message, replacedId: replaced === 0 ? null : replaced };
   }
 
@@ -543,6 +547,15 @@ export class RedisStore implements Store {
   /** The epoch of the newest connection of `uaid` (0: none recorded). */
   connectionEpoch(uaid: Buffer): Promise<number> {
     return this.#read(async () => Number(((await this.#command(['HGET', holderKey(uaid), 'epoch'])) as Buffer | null)?.toString() ?? 0));
+  }
+
+  /**
+   * For a message saveMessage returned: the node holding its user agent's connection when it was
+   * stored (read in the same function) and its record, so the router hints that node with the
+   * message itself, without a read before nor one after; undefined for any other message.
+   */
+  savedWith(message: StoredMessage): { holder: string | null; record: Buffer } | undefined {
+    return this.#saved.get(message);
   }
 
   /** The node holding the connection of `uaid`, or null. */

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { StoreUnavailable } from '../../src/store/errors.ts';
+import { decodeMessage } from '../../src/store/redis/record.ts';
 import { holderKey, receiptKeys, receiptSlot, subscriptionsKey, userAgentKey, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import type { NewMessage } from '../../src/store/types.ts';
@@ -68,6 +69,27 @@ describe('RedisStore on Redis only', { skip }, () => {
     } finally {
       await c.close();
       await cluster.stop();
+    }
+  });
+
+  test('a save says which node held the connection as it stored the message, and the record a read would give', async () => {
+    await admin!.flushDb();
+    const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10 });
+    try {
+      const [uaid, chid] = [randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      const first = await store.saveMessage(message(uaid, chid));
+      assert.ok(first.ok);
+      assert.equal(store.savedWith(first.message)?.holder, null, 'no connection');
+      await store.claimUserAgent(uaid, 'node-a');
+      const saved = await store.saveMessage(message(uaid, chid, { topic: 't', headers: { encoding: 'aes128gcm' } }));
+      assert.ok(saved.ok);
+      const seen = store.savedWith(saved.message);
+      assert.equal(seen?.holder, 'node-a');
+      assert.deepEqual(decodeMessage(uaid, saved.message.id, seen.record), (await store.pendingMessages(uaid, first.message.id, 10))[0]);
+      assert.equal(store.savedWith({ ...saved.message }), undefined, 'only the message the save returned');
+    } finally {
+      await store.close();
     }
   });
 
@@ -140,6 +162,27 @@ describe('RedisStore on Redis only', { skip }, () => {
       assert.deepEqual((await store.pendingMessages(uaid, 0, 10)).map((m) => m.id), [kept.message.id], 'from the AOF');
       assert.ok((await store.saveMessage(message(uaid, chid))).ok);
     } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
+  test('a Redis that stops answering (SIGSTOP) fails the commands written to it as StoreUnavailable; going on, it serves again', async () => {
+    const own = await startRedisServer();
+    const store = await RedisStore.open({ url: own.url, maxStoredPerUserAgent: 10, commandTimeoutMs: 300 });
+    const admin = await createClient({ url: own.url }).connect();
+    const pid = Number(/process_id:(\d+)/.exec(await admin.info('server'))![1]);
+    await admin.close();
+    try {
+      const [uaid, chid] = [randomBytes(16), randomBytes(16)];
+      await store.putSubscription({ uaid, chid, keyHash: null });
+      process.kill(pid, 'SIGSTOP');
+      await assert.rejects(store.saveMessage(message(uaid, chid)), (err) => err instanceof StoreUnavailable && /no reply from Redis/.test(err.message));
+      await assert.rejects(store.pendingMessages(uaid, 0, 10), StoreUnavailable);
+      process.kill(pid, 'SIGCONT');
+      assert.ok((await store.saveMessage(message(uaid, chid))).ok);
+    } finally {
+      process.kill(pid, 'SIGCONT');
       await store.close();
       await own.stop();
     }

@@ -145,8 +145,8 @@ local function touch_user_agent(keys, args)
 end
 
 -- ARGV: uaid, chid, topic ('' for none), record, expires at, most per subscription, most per
--- user agent. Returns {0, id, replaced id (0: none), outbox entries...}, {1} (no such
--- subscription) or {2} (too many stored).
+-- user agent. Returns {0, id, replaced id (0: none), {outbox entries...}, holder node ('':
+-- none)}, {1} (no such subscription) or {2} (too many stored).
 local function save_message(keys, args)
   local uaid, chid, topic, rec, expiresAt = args[1], args[2], args[3], args[4], args[5]
   local maxPerSub, maxPerUa = tonumber(args[6]), tonumber(args[7])
@@ -170,7 +170,8 @@ local function save_message(keys, args)
   redis.call('HINCRBY', keys[COUNTS], chid, 1)
   if topic ~= '' then redis.call('HSET', keys[TOPICS], chid .. topic, id) end
   refresh_expiry(keys, uaid)
-  return { 0, id, tonumber(replaced or '0'), out }
+  -- the node holding the connection: the saver hints it without a read of its own
+  return { 0, id, tonumber(replaced or '0'), out, redis.call('HGET', keys[HOLDER], 'node') or '' }
 end
 
 -- ARGV: after id, most, now, chid ('' for all), least urgency (0-3). Returns {id, record, ...},
