@@ -2,7 +2,7 @@
 // nodes (redis-cluster://, rediss-cluster://), behind one small interface. A command goes to the
 // node of its key's hash slot (every key the store names carries a hash tag, so a function's keys
 // are on one node); the function library is loaded on every primary; hints use sharded pub/sub.
-import { createClient, createCluster, RESP_TYPES } from 'redis';
+import { createClient, createCluster, RESP_TYPES, TimeoutError } from 'redis';
 import { slotOfKey } from './keys.ts';
 import { isClusterUrl, parseClusterUrl, where, type ClusterTarget } from './url.ts';
 
@@ -39,10 +39,48 @@ export interface RedisConnection {
   destroy(): void;
 }
 
-const commandOptions = (timeoutMs: number) => ({
-  timeout: timeoutMs,
-  typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array },
-});
+const commandOptions = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array } };
+
+/** Parts of the timeout the deadline's timer steps by: a command fails after 1 to 1 + 1/STEPS times it. */
+const STEPS = 4;
+
+/**
+ * The command timeout, for every command of a connection by one timer, instead of the client's
+ * `timeout` option (a timer and an abort signal per command, and only until the command is
+ * written: a Redis that stopped answering never fails one written to it). A command unanswered
+ * after the timeout fails with TimeoutError (StoreUnavailable, 503); its late reply is dropped.
+ */
+function deadline(timeoutMs: number) {
+  // the commands waiting, by the step they were sent in
+  const steps = Array.from({ length: STEPS + 2 }, () => new Set<(err: Error) => void>());
+  let step = 0;
+  const timer = setInterval(() => {
+    step++;
+    // those sent STEPS + 1 steps ago: a whole timeout at least
+    const due = steps[(step + 1) % steps.length]!;
+    for (const fail of due) fail(new TimeoutError(`no reply from Redis within ${timeoutMs} ms`));
+    due.clear();
+  }, timeoutMs / STEPS).unref();
+  return {
+    track<T>(reply: Promise<T>): Promise<T> {
+      const waiting = steps[step % steps.length]!;
+      return new Promise<T>((resolve, reject) => {
+        waiting.add(reject);
+        reply.then(
+          (value) => {
+            waiting.delete(reject);
+            resolve(value);
+          },
+          (err: unknown) => {
+            waiting.delete(reject);
+            reject(err as Error);
+          },
+        );
+      });
+    },
+    stop: () => clearInterval(timer),
+  };
+}
 
 function socketOptions(o: ConnectionOptions) {
   return {
@@ -71,20 +109,21 @@ function singleConnection(o: ConnectionOptions): RedisConnection {
       // while disconnected a command fails at once (503) instead of waiting in a queue
       disableOfflineQueue: true,
       socket: socketOptions(o),
-      commandOptions: commandOptions(o.timeoutMs),
+      commandOptions,
     });
     client.on('error', o.onError);
     client.on('ready', () => o.onReady((args) => client.sendCommand<Reply>(args)));
     return client;
   });
   const clientOf = (key: string | Buffer) => clients[slotOfKey(key.toString('latin1')) % clients.length]!;
+  const replies = deadline(o.timeoutMs);
   return {
     async connect() {
       await Promise.all(clients.map((c) => c.connect()));
     },
-    send: (key, _readOnly, args) => clientOf(key).sendCommand<Reply>(args),
+    send: (key, _readOnly, args) => replies.track(clientOf(key).sendCommand<Reply>(args)),
     async everyPrimary(args) {
-      await clients[0]!.sendCommand(args);
+      await replies.track(clients[0]!.sendCommand(args));
     },
     async subscribe(channels, onMessage, onResubscribed, onError) {
       const sub = clients[0]!.duplicate({ commandOptions: {} });
@@ -103,6 +142,7 @@ function singleConnection(o: ConnectionOptions): RedisConnection {
       };
     },
     async close() {
+      replies.stop();
       await Promise.all(
         clients.map(async (client) => {
           if (client.isReady) await client.close();
@@ -111,6 +151,7 @@ function singleConnection(o: ConnectionOptions): RedisConnection {
       );
     },
     destroy: () => {
+      replies.stop();
       for (const client of clients) if (client.isOpen) client.destroy();
     },
   };
@@ -128,9 +169,10 @@ function clusterConnection(o: ConnectionOptions, target: ClusterTarget): RedisCo
     },
     // replicas lag behind: reading one could miss a message its primary acknowledged
     useReplicas: false,
-    commandOptions: commandOptions(o.timeoutMs),
+    commandOptions,
   };
   const cluster = createCluster(options);
+  const replies = deadline(o.timeoutMs);
   const primaryAt = async (host: string, port: number) => {
     const node = cluster.masters.find((m) => m.host === host && m.port === port);
     return node ? cluster.nodeClient(node) : null;
@@ -146,9 +188,9 @@ function clusterConnection(o: ConnectionOptions, target: ClusterTarget): RedisCo
     async connect() {
       await cluster.connect();
     },
-    send: (key, readOnly, args) => cluster.sendCommand<Reply>(key, readOnly, [...args]),
+    send: (key, readOnly, args) => replies.track(cluster.sendCommand<Reply>(key, readOnly, [...args])),
     async everyPrimary(args) {
-      await Promise.all(cluster.masters.map(async (m) => (await cluster.nodeClient(m)).sendCommand(args)));
+      await Promise.all(cluster.masters.map(async (m) => replies.track((await cluster.nodeClient(m)).sendCommand(args))));
     },
     async subscribe(channels, onMessage, onResubscribed, onError) {
       // only the pub/sub connections (of the primaries holding the channels), not one to every node
@@ -170,9 +212,13 @@ function clusterConnection(o: ConnectionOptions, target: ClusterTarget): RedisCo
       };
     },
     async close() {
+      replies.stop();
       if (cluster.isReady) await cluster.close();
       else if (cluster.isOpen) cluster.destroy();
     },
-    destroy: () => cluster.destroy(),
+    destroy: () => {
+      replies.stop();
+      cluster.destroy();
+    },
   };
 }
