@@ -39,7 +39,8 @@ export interface RedisConnection {
   destroy(): void;
 }
 
-const commandOptions = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array } };
+// timeout 0: none of the client's own (it applies a default one otherwise); deadline() below keeps it
+const commandOptions = { timeout: 0, typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.MAP]: Array } };
 
 /** Parts of the timeout the deadline's timer steps by: a command fails after 1 to 1 + 1/STEPS times it. */
 const STEPS = 4;
