@@ -1,10 +1,13 @@
 // Authenticated encryption (AES-256-GCM) of small binary payloads into URL-safe tokens.
 // A random nonce per token makes two tokens for the same ids unlinkable; the tag makes them
 // unforgeable. Several keys may be held so old tokens still open after a key is added.
-import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomFillSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
+import { RandomPool } from './random-pool.ts';
 
 const NONCE = 12;
 const TAG = 16;
+/** Tokens kept opened by openRepeated: ~0.4 kB each, 4 MB at most. */
+export const OPENED_CACHE_SIZE = 10_000;
 
 interface TokenKey {
   id: number;
@@ -14,38 +17,33 @@ interface TokenKey {
   nonceKey: KeyObject;
 }
 
-/** Nonces come from a pool refilled in one call, not a random-number call per token. */
-class NoncePool {
-  readonly #pool = Buffer.allocUnsafe(NONCE * 512);
-  #offset = this.#pool.length;
-
-  take(): Buffer {
-    if (this.#offset === this.#pool.length) {
-      randomFillSync(this.#pool);
-      this.#offset = 0;
-    }
-    const nonce = this.#pool.subarray(this.#offset, this.#offset + NONCE);
-    this.#offset += NONCE;
-    return nonce;
-  }
-}
-
 export class Sealer {
   #keys: TokenKey[];
-  readonly #nonces = new NoncePool();
+  /** Nonces come from a pool, not a random-number call per token. */
+  readonly #nonces = new RandomPool(NONCE * 512);
 
-  /** `secrets[0]` seals; every secret opens. */
-  constructor(secrets: readonly Buffer[]) {
+  /**
+   * Tokens opened lately (push tokens: a sender posts to one again and again), by the exact
+   * token, least recently used first. Only tokens that opened are kept, so a forged one is never
+   * here, and the secrets' reload empties it.
+   */
+  readonly #opened = new Map<string, Buffer>();
+  readonly #openedMax: number;
+
+  /** `secrets[0]` seals; every secret opens. `openedCacheSize`: see openRepeated. */
+  constructor(secrets: readonly Buffer[], openedCacheSize = OPENED_CACHE_SIZE) {
     this.#keys = tokenKeys(secrets);
+    this.#openedMax = openedCacheSize;
   }
 
   /** Replaces the secrets (a reload after rotation): tokens of dropped secrets stop opening. */
   setSecrets(secrets: readonly Buffer[]): void {
     this.#keys = tokenKeys(secrets);
+    this.#opened.clear();
   }
 
   seal(plain: Buffer): string {
-    return this.#seal(plain, this.#nonces.take());
+    return this.#seal(plain, this.#nonces.take(NONCE));
   }
 
   /**
@@ -67,6 +65,26 @@ export class Sealer {
     cipher.final();
     cipher.getAuthTag().copy(out, 1 + NONCE + plain.length);
     return out.toString('base64url');
+  }
+
+  /**
+   * As open, for a token that comes again and again: it is opened once while it stays among the
+   * last `openedCacheSize` used. The payload returned is shared: read it, never change it.
+   */
+  openRepeated(token: string): Buffer | null {
+    const cached = this.#opened.get(token);
+    if (cached) {
+      // to the end: the first key is the one least recently used
+      this.#opened.delete(token);
+      this.#opened.set(token, cached);
+      return cached;
+    }
+    const plain = this.open(token);
+    if (plain && this.#openedMax > 0) {
+      if (this.#opened.size >= this.#openedMax) this.#opened.delete(this.#opened.keys().next().value!);
+      this.#opened.set(token, plain);
+    }
+    return plain;
   }
 
   /** The payload, or null for anything not sealed by one of our keys. */

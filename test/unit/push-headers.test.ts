@@ -317,6 +317,25 @@ describe('Sealer', () => {
     assert.throws(() => new Sealer([]));
   });
 
+  test('openRepeated: what open answers, kept for the last tokens used only, forgotten with a dropped secret', () => {
+    const old = secret();
+    const s = new Sealer([old], 2);
+    const [a, b, c] = [randomBytes(33), randomBytes(33), randomBytes(33)].map((p) => ({ p, t: s.seal(p) }));
+    assert.deepEqual(s.openRepeated(a!.t), a!.p);
+    assert.deepEqual(s.openRepeated(a!.t), a!.p, 'again, from the cache');
+    const bad = raw(a!.t);
+    bad[bad.length - 1]! ^= 1;
+    assert.equal(s.openRepeated(enc64(bad)), null, 'a forged token never opens');
+    assert.equal(s.openRepeated(enc64(bad)), null, 'nor the second time');
+    assert.equal(s.openRepeated(`${a!.t}=`), null, 'nor one a byte off the exact token');
+    assert.deepEqual(s.openRepeated(b!.t), b!.p);
+    assert.deepEqual(s.openRepeated(a!.t), a!.p, 'a used again: b is the least recent');
+    assert.deepEqual(s.openRepeated(c!.t), c!.p, 'evicts b');
+    assert.deepEqual(s.openRepeated(b!.t), b!.p, 'b opened again');
+    s.setSecrets([secret()]);
+    for (const { t } of [a!, b!, c!]) assert.equal(s.openRepeated(t), null, 'tokens of a dropped secret stop opening, cached or not');
+  });
+
   test('a flipped bit anywhere (key id, nonce, ciphertext, tag) makes the token invalid', () => {
     const s = new Sealer([secret()]);
     const payload = randomBytes(33);
