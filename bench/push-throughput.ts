@@ -214,6 +214,9 @@ interface MemReport {
   before: NodeJS.MemoryUsage;
   after: NodeJS.MemoryUsage;
   mallocedKb: number;
+  spacesKb: Record<string, number>;
+  rssByKindKb: Record<string, number>;
+  workersKb: Record<string, number>;
 }
 
 // ---- h2load, the application server ----
@@ -610,6 +613,13 @@ async function runIdle(kind: Kind, sync: 'full' | 'normal', work: string): Promi
       `${server.label}: RSS ${rssBeforeKb} -> ${rssAfterKb} kB: ${r.rssPerConnKb.toFixed(2)} kB/connection ` +
         `(after forced GC ${r.gcRssPerConnKb.toFixed(2)}; JS heap ${r.heapPerConnKb.toFixed(2)}, external ${r.externalPerConnKb.toFixed(2)})`,
     );
+    // where the RSS went (per connection, after the forced GC): the main heap's spaces as committed, RSS by kind of mapping
+    const perKb = (a: Record<string, number>, b: Record<string, number>) =>
+      Object.entries(a)
+        .map(([name, kb]) => `${name} ${((kb - (b[name] ?? 0)) / k).toFixed(2)}`)
+        .join(', ');
+    log(`${server.label}: committed kB/connection: ${perKb(gcAfter.spacesKb, gcBefore.spacesKb)}`);
+    log(`${server.label}: RSS kB/connection by mapping: ${perKb(gcAfter.rssByKindKb, gcBefore.rssByKindKb)}; worker heaps ${perKb(gcAfter.workersKb, gcBefore.workersKb)}`);
     return r;
   } finally {
     await Promise.all(swarms.map((s) => s.close()));
