@@ -10,6 +10,14 @@ export interface Member {
   chid: Buffer;
   /** The VAPID key hash of a restricted subscription (the aggregate's owner's), else null. */
   keyHash: Buffer | null;
+  /** Its stable push token as sealed when it was added: a send or a listing need not seal it again. */
+  pushToken?: SealedToken;
+}
+
+export interface SealedToken {
+  /** Names the sealing key (8 bytes): a token of another key than the one sealing now is sealed again. */
+  key: Buffer;
+  token: string;
 }
 
 export interface Aggregate {
@@ -69,13 +77,26 @@ export function memberId(m: { uaid: Buffer; chid: Buffer }): Buffer {
   return createHash('sha256').update(m.uaid).update(m.chid).digest().subarray(0, 16);
 }
 
-/** uaid | chid | keyHash: what a store keeps of a member. */
+/**
+ * What a store keeps of a member: uaid | chid | keyHash without a push token (as members were
+ * kept before they had one: 32 or 48 bytes); with one, uaid | chid | 1 if restricted, else 0 |
+ * keyHash | the token's key (8) | the token.
+ */
 export function encodeMember(m: Member): Buffer {
-  return Buffer.concat([m.uaid, m.chid, ...(m.keyHash ? [m.keyHash] : [])]);
+  const keyHash = m.keyHash ? [m.keyHash] : [];
+  if (!m.pushToken) return Buffer.concat([m.uaid, m.chid, ...keyHash]);
+  return Buffer.concat([m.uaid, m.chid, Buffer.of(keyHash.length), ...keyHash, m.pushToken.key, Buffer.from(m.pushToken.token, 'base64url')]);
 }
 
 export function decodeMember(b: Buffer): Member {
-  return { uaid: b.subarray(0, 16), chid: b.subarray(16, 32), keyHash: b.length > 32 ? b.subarray(32, 48) : null };
+  const ids = { uaid: b.subarray(0, 16), chid: b.subarray(16, 32) };
+  if (b.length <= 48) return { ...ids, keyHash: b.length > 32 ? b.subarray(32, 48) : null };
+  const at = b[32] === 1 ? 49 : 33;
+  return {
+    ...ids,
+    keyHash: at === 49 ? b.subarray(33, 49) : null,
+    pushToken: { key: b.subarray(at, at + 8), token: b.subarray(at + 8).toString('base64url') },
+  };
 }
 
 /** The members without repeats (by memberId), the last of each kept. */

@@ -59,6 +59,18 @@ export function aggregateContract(name: string, open: OpenAggregateStore, opts: 
       assert.deepEqual(await s.members(randomBytes(16), null, 10), { members: [], next: null });
     });
 
+    test('a member\'s push token and its key are kept with it, in both forms of push URL', async () => {
+      const s = await start();
+      const owner = randomBytes(16);
+      const sealed = (m: Member): Member => ({ ...m, pushToken: { key: randomBytes(8), token: randomBytes(m.keyHash ? 78 : 62).toString('base64url') } });
+      const given = [sealed(member()), sealed(member(owner)), member()];
+      const created = await s.create(owner, given.slice(0, 2));
+      assert.ok(created.ok);
+      assert.ok((await s.change(created.id, given.slice(2), [])).ok);
+      const listed = await allMembers(s, created.id, 2);
+      for (const m of given) assert.deepEqual(listed.find((l) => hex(l) === hex(m)), m, 'one added without a token has none');
+    });
+
     test('change: removals and additions at once; one past maxMembers is refused whole', async () => {
       const s = await start({ maxMembers: 10 });
       const first = members(8);

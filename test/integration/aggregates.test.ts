@@ -9,8 +9,9 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateVAPIDKeys, vapidHeaders } from '../../src/sdk/vapid.ts';
+import { rotateSecrets } from '../../src/tokens/secret-file.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
-import { onRedis, startTestServer, type TestServer } from '../helpers/server.ts';
+import { onRedis, skipOnRedis, startTestServer, type TestServer } from '../helpers/server.ts';
 import { TestUserAgent } from '../helpers/ua-client.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -231,6 +232,37 @@ test('a member\'s message is an ordinary push: the per-subscription cap refuses 
       await back.close();
     }
   } finally {
+    await server.close();
+  }
+});
+
+test('members are listed and sent to by their stable push URL, kept from when they were added; after a secret rotation, the new secret\'s', { skip: skipOnRedis('rotates the secret file') }, async () => {
+  const server = await startTestServer();
+  const key = vapid();
+  const { ua, subs } = await userAgent(server, 1);
+  const restricted = await ua.register(randomUUID(), key.publicKey);
+  try {
+    const url = (await call('POST', `${server.url}/aggregate`, key, set([subs[0]!.push, restricted.pushEndpoint as string]))).headers.get('location')!;
+    const listed = async () => Object.keys((await call('GET', url, key)).json.members).sort();
+    const tickled = async () => {
+      const sent = await call('POST', url, key);
+      for (let i = 0; i < 2; i++) {
+        const n = await ua.next('notification');
+        ua.ack(n.channelID as string, n.version as string);
+      }
+      return Object.keys(sent.json.members).sort();
+    };
+    const before = await listed();
+    assert.deepEqual(before.map((u) => u.split('/')[4]), ['v1', 'v2']);
+    assert.deepEqual(await tickled(), before, 'a send names each member by the URL it is listed by');
+    rotateSecrets(server.dataDir);
+    assert.ok(server.reload());
+    const after = await listed();
+    assert.equal(after.filter((u) => before.includes(u)).length, 0, 'sealed by the new secret');
+    assert.deepEqual(await tickled(), after);
+    for (const push of after) assert.equal((await call('POST', push, key)).status, 201, 'each names its subscription');
+  } finally {
+    await ua.close();
     await server.close();
   }
 });
