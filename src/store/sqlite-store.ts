@@ -9,6 +9,7 @@ import { migrate } from './sqlite-schema.ts';
 import {
   WRITER_URL,
   type BatchMessage,
+  type Id,
   type MessageToSave,
   type SavedOrNot,
   type SerializedError,
@@ -135,6 +136,9 @@ function toReceipt(r: ReceiptRow): QueuedReceipt {
  * 8 kB, a request body's the socket's chunk), so one that is not alone in its memory is copied.
  */
 const bytes = (b: Uint8Array): Uint8Array => (b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b));
+
+/** An id as the writer takes it (see `Id`). */
+const id = (b: Buffer): Id => b.toString('latin1');
 
 function deserialize(e: SerializedError): Error {
   return e.unavailable ? new StoreUnavailable(e.message) : new Error(e.message);
@@ -272,19 +276,19 @@ export class SqliteStore implements Store {
   }
 
   putSubscription(sub: Subscription): Promise<boolean> {
-    return this.#write('putSubscription', bytes(sub.uaid), bytes(sub.chid), sub.keyHash && bytes(sub.keyHash));
+    return this.#write('putSubscription', id(sub.uaid), id(sub.chid), sub.keyHash && id(sub.keyHash));
   }
 
   deleteSubscription(uaid: Buffer, chid: Buffer): Promise<boolean> {
-    return this.#write('deleteSubscription', bytes(uaid), bytes(chid));
+    return this.#write('deleteSubscription', id(uaid), id(chid));
   }
 
   deleteUserAgent(uaid: Buffer, seenBefore?: number): Promise<boolean> {
-    return this.#write('deleteUserAgent', bytes(uaid), seenBefore ?? null);
+    return this.#write('deleteUserAgent', id(uaid), seenBefore ?? null);
   }
 
   touchUserAgent(uaid: Buffer): Promise<void> {
-    return this.#write('touchUserAgent', bytes(uaid));
+    return this.#write('touchUserAgent', id(uaid));
   }
 
   idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
@@ -307,8 +311,8 @@ export class SqliteStore implements Store {
 
   async saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
     const toSave: MessageToSave = {
-      uaid: bytes(m.uaid),
-      chid: bytes(m.chid),
+      uaid: id(m.uaid),
+      chid: id(m.chid),
       ttl: m.ttl,
       topic: m.topic,
       urgency: m.urgency,
@@ -316,7 +320,7 @@ export class SqliteStore implements Store {
       body: bytes(m.body),
       createdAt: m.createdAt,
     };
-    const saved: SavedOrNot = await this.#write('saveMessage', toSave, receipt ? bytes(receipt.id) : null, receipt?.create ?? false);
+    const saved: SavedOrNot = await this.#write('saveMessage', toSave, receipt ? id(receipt.id) : null, receipt?.create ?? false);
     if (!saved.ok) return saved;
     // the writer answers with the id only: the message itself never crosses back
     const message: StoredMessage = { ...m, id: saved.id, expiresAt: saved.expiresAt };
@@ -342,8 +346,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteMessage(uaid: Buffer, chid: Buffer, id: number): Promise<boolean> {
-    return this.#write('deleteMessage', bytes(uaid), bytes(chid), id);
+  deleteMessage(uaid: Buffer, chid: Buffer, messageId: number): Promise<boolean> {
+    return this.#write('deleteMessage', id(uaid), id(chid), messageId);
   }
 
   hasReceiptSubscription(id: Buffer): Promise<boolean> {

@@ -27,10 +27,20 @@ export interface WriterOptions {
 /** Buffers cross threads as Uint8Arrays; SQLite binds either. */
 type Bytes = Uint8Array;
 
-/** An id as a Map key (one char per byte). */
-const keyOf = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+/**
+ * An id (uaid, chid, key hash, receipt subscription) as the writer gets it: one char per byte.
+ * A string is copied to this thread at a fraction of the cost of a typed array (each its own
+ * ArrayBuffer), and keys the counts as it is.
+ */
+export type Id = string;
 
-/** The messages stored for one user agent: in all, and per subscription (by `keyOf(chid)`). */
+/** An id as a Map key (one char per byte). */
+const keyOf = (b: Bytes): Id => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** An id as SQLite binds it. */
+const blob = (id: Id): Buffer => Buffer.from(id, 'latin1');
+
+/** The messages stored for one user agent: in all, and per subscription (by chid). */
 interface Counts {
   total: number;
   subs: Map<string, number>;
@@ -38,8 +48,8 @@ interface Counts {
 
 /** A message to save, as the writer gets it (`NewMessage` without what the answer does not need). */
 export interface MessageToSave {
-  uaid: Bytes;
-  chid: Bytes;
+  uaid: Id;
+  chid: Id;
   ttl: number;
   topic: string | null;
   urgency: Urgency;
@@ -123,36 +133,34 @@ export class Writer {
     this.#counts.clear();
   }
 
-  #countsOf(uaid: Bytes): Counts {
-    const key = keyOf(uaid);
-    let c = this.#counts.get(key);
+  #countsOf(uaid: Id): Counts {
+    let c = this.#counts.get(uaid);
     if (c) {
       // to the end: the Map's order is then least recently written first, the one evicted
-      this.#counts.delete(key);
-      this.#counts.set(key, c);
+      this.#counts.delete(uaid);
+      this.#counts.set(uaid, c);
       return c;
     }
     c = { total: 0, subs: new Map() };
-    for (const r of this.#q.countBySub.all(uaid) as unknown as { chid: Bytes; n: number }[]) {
+    for (const r of this.#q.countBySub.all(blob(uaid)) as unknown as { chid: Bytes; n: number }[]) {
       c.subs.set(keyOf(r.chid), r.n);
       c.total += r.n;
     }
     if (this.#o.countCacheSize > 0) {
       if (this.#counts.size >= this.#o.countCacheSize) this.#counts.delete(this.#counts.keys().next().value!);
-      this.#counts.set(key, c);
+      this.#counts.set(uaid, c);
     }
     return c;
   }
 
   /** One message of the subscription more (1) or less (-1), for a user agent whose counts are kept. */
-  #count(uaid: Bytes, chid: Bytes, delta: number): void {
-    const c = this.#counts.get(keyOf(uaid));
+  #count(uaid: Id, chid: Id, delta: number): void {
+    const c = this.#counts.get(uaid);
     if (!c) return;
-    const k = keyOf(chid);
-    const n = (c.subs.get(k) ?? 0) + delta;
+    const n = (c.subs.get(chid) ?? 0) + delta;
     c.total += delta;
-    if (n > 0) c.subs.set(k, n);
-    else c.subs.delete(k);
+    if (n > 0) c.subs.set(chid, n);
+    else c.subs.delete(chid);
   }
 
   /** The receipt subscriptions of the turn just ended (committed or not). */
@@ -171,7 +179,8 @@ export class Writer {
     this.#receipts.push(sub);
   }
 
-  putSubscription(now: number, uaid: Bytes, chid: Bytes, keyHash: Bytes | null): boolean {
+  putSubscription(now: number, uaidKey: Id, chidKey: Id, keyHash: Id | null): boolean {
+    const [uaid, chid] = [blob(uaidKey), blob(chidKey)];
     const max = this.#o.maxChannelsPerUserAgent;
     // registering an existing channel again always fits
     if (this.#q.hasSub.get(uaid, chid) === undefined) {
@@ -179,36 +188,39 @@ export class Writer {
       if (n >= max) return false;
     }
     this.#q.putUa.run(uaid, now);
-    this.#q.putSub.run(uaid, chid, keyHash, now);
+    this.#q.putSub.run(uaid, chid, keyHash === null ? null : blob(keyHash), now);
     return true;
   }
 
-  deleteSubscription(now: number, uaid: Bytes, chid: Bytes): boolean {
+  deleteSubscription(now: number, uaidKey: Id, chidKey: Id): boolean {
+    const [uaid, chid] = [blob(uaidKey), blob(chidKey)];
     const existed = this.#q.delSub.run(uaid, chid).changes > 0;
     if (existed) this.#queue410(this.#q.subReceipts, now, uaid, chid);
     this.#q.delSubMessages.run(uaid, chid);
-    this.#counts.delete(keyOf(uaid));
+    this.#counts.delete(uaidKey);
     return existed;
   }
 
-  deleteUserAgent(now: number, uaid: Bytes, seenBefore: number | null): boolean {
+  deleteUserAgent(now: number, uaidKey: Id, seenBefore: number | null): boolean {
+    const uaid = blob(uaidKey);
     const idle = seenBefore !== null;
     const existed = (idle ? this.#q.delIdleUa.run(uaid, seenBefore) : this.#q.delUa.run(uaid)).changes > 0;
     // an idle user agent seen since it was picked stays
     if (idle && !existed) return false;
     this.#queue410(this.#q.uaReceipts, now, uaid);
     this.#q.delUaMessages.run(uaid);
-    this.#counts.delete(keyOf(uaid));
+    this.#counts.delete(uaidKey);
     this.#q.delUaSubs.run(uaid);
     return existed;
   }
 
-  touchUserAgent(now: number, uaid: Bytes): void {
-    this.#q.touchUa.run(now, uaid);
+  touchUserAgent(now: number, uaid: Id): void {
+    this.#q.touchUa.run(now, blob(uaid));
   }
 
-  saveMessage(now: number, m: MessageToSave, receiptId: Bytes | null, createReceipt: boolean): SavedOrNot {
-    if (this.#q.hasSub.get(m.uaid, m.chid) === undefined) return { ok: false, reason: 'no-subscription' };
+  saveMessage(now: number, m: MessageToSave, receiptKey: Id | null, createReceipt: boolean): SavedOrNot {
+    const [uaid, chid, receiptId] = [blob(m.uaid), blob(m.chid), receiptKey === null ? null : blob(receiptKey)];
+    if (this.#q.hasSub.get(uaid, chid) === undefined) return { ok: false, reason: 'no-subscription' };
     const expiresAt = m.createdAt + m.ttl * 1000;
     // a receipt subscription lives until the receipts of its messages could have expired
     const receiptsUntil = expiresAt + this.#o.receiptTtlMs;
@@ -216,23 +228,23 @@ export class Writer {
       return { ok: false, reason: 'no-receipt-subscription' };
     }
     const replaced =
-      m.topic === null ? undefined : (this.#q.topicId.get(m.uaid, m.chid, m.topic) as { id: number; receipt: Bytes | null } | undefined);
+      m.topic === null ? undefined : (this.#q.topicId.get(uaid, chid, m.topic) as { id: number; receipt: Bytes | null } | undefined);
     if (!replaced) {
       // the subscription's own cap and the user agent's: one refusal for both
       const c = this.#countsOf(m.uaid);
-      if ((c.subs.get(keyOf(m.chid)) ?? 0) >= this.#o.maxStoredPerSubscription || c.total >= this.#o.maxStoredPerUserAgent) {
+      if ((c.subs.get(m.chid) ?? 0) >= this.#o.maxStoredPerSubscription || c.total >= this.#o.maxStoredPerUserAgent) {
         return { ok: false, reason: 'too-many-stored' };
       }
     } else {
       this.#q.delById.run(replaced.id);
       // RFC 8030 5.4: the replaced message will never be acknowledged
-      if (replaced.receipt !== null) this.#queueReceipt(now, replaced.receipt, m.uaid, m.chid, replaced.id, 410);
+      if (replaced.receipt !== null) this.#queueReceipt(now, replaced.receipt, uaid, chid, replaced.id, 410);
     }
     if (receiptId && createReceipt) this.#q.newReceiptSub.run(receiptId, receiptsUntil);
     const h = m.headers;
     const { lastInsertRowid } = this.#q.insert.run(
-      m.uaid,
-      m.chid,
+      uaid,
+      chid,
       m.topic,
       URGENCIES.indexOf(m.urgency),
       m.ttl,
@@ -248,11 +260,12 @@ export class Writer {
     return { ok: true, id: Number(lastInsertRowid), expiresAt, replacedId: replaced?.id ?? null };
   }
 
-  deleteMessage(now: number, uaid: Bytes, chid: Bytes, id: number): boolean {
+  deleteMessage(now: number, uaidKey: Id, chidKey: Id, id: number): boolean {
+    const [uaid, chid] = [blob(uaidKey), blob(chidKey)];
     const row = this.#q.delMessage.get(id, uaid, chid) as { receipt: Bytes | null } | undefined;
     if (!row) return false;
     if (row.receipt) this.#queueReceipt(now, row.receipt, uaid, chid, id, 204);
-    this.#count(uaid, chid, -1);
+    this.#count(uaidKey, chidKey, -1);
     return true;
   }
 
@@ -263,7 +276,7 @@ export class Writer {
   sweep(now: number): { expired: { uaid: Bytes; chid: Bytes; id: number }[]; receipts: number; receiptSubscriptions: Bytes[] } {
     this.#queue410(this.#q.sweepReceiptsOfExpired, now, now);
     const expired = this.#q.sweepMessages.all(now) as unknown as { uaid: Bytes; chid: Bytes; id: number }[];
-    for (const e of expired) this.#count(e.uaid, e.chid, -1);
+    for (const e of expired) this.#count(keyOf(e.uaid), keyOf(e.chid), -1);
     const receipts = Number(this.#q.sweepReceipts.run(now).changes);
     const receiptSubscriptions = (this.#q.sweepReceiptSubs.all(now) as unknown as { id: Bytes }[]).map((r) => r.id);
     for (const id of receiptSubscriptions) this.#q.delReceiptsOf.run(id);
