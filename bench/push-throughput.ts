@@ -19,6 +19,9 @@
 //     --cpu-prof             profile the server processes (saved under bench/profiles/, summarized)
 //     --json FILE            also write every figure as JSON
 //     --webpushd-main FILE   run another checkout's src/cli/main.ts (default: this tree's)
+//     --server-node-flags F  Node.js flags for both servers, e.g. --max-semi-space-size=2: with a
+//                            young generation that cannot grow, the memory phase counts what the
+//                            connections hold rather than how far the semi-spaces grew meanwhile
 //
 // Every party is a process of its own: the server under test (webpushd, or the baseline), the
 // user agents (bench/ua-swarm.ts), the latency probe (bench/probe.ts) and the application server
@@ -90,6 +93,7 @@ const { values: argv } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     json: { type: 'string' },
     'webpushd-main': { type: 'string' },
+    'server-node-flags': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -117,6 +121,7 @@ const ON_REDIS = argv.store !== 'sqlite';
 const WARM_CONNECTIONS = 100;
 /** The webpushd entry point: this tree's, or another checkout's (A/B comparisons of a change). */
 const MAIN = argv['webpushd-main'] ?? MAIN_DEFAULT;
+const SERVER_NODE_FLAGS = argv['server-node-flags'].split(' ').filter((f) => f !== '');
 
 type Kind = 'webpushd' | 'baseline';
 
@@ -149,7 +154,7 @@ interface StartOptions {
 
 async function startServer(kind: Kind, o: StartOptions = {}): Promise<ServerHandle> {
   const port = await freePort();
-  const nodeArgs: string[] = [];
+  const nodeArgs = SERVER_NODE_FLAGS.slice();
   if (o.memFile) nodeArgs.push('--expose-gc', '--import', MEM_REPORT);
   if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`);
   let dataDir: string | null = null;
