@@ -62,6 +62,13 @@ export function transaction(db: DatabaseSync, write: () => void): number {
  */
 export const MAX_BATCH = 10_000;
 
+/**
+ * Writes that go at once, when no batch is out, instead of when the event-loop turn ends: at the
+ * end of the task that queued them. A fan-out's chunk of writes then need not wait while the
+ * turn runs every I/O callback that is ready (hundreds of acknowledgements), the writer idle.
+ */
+export const EARLY_BATCH = 32;
+
 interface Waiter {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
@@ -87,7 +94,9 @@ export class GroupCommit<Op> {
       this.#ops.push(op);
       this.#waiters.push({ resolve: resolve as (value: unknown) => void, reject });
       // the rest of this turn joins it; while a batch is out, its answer sends the next one
-      if (!this.#scheduled && this.#inFlight === null) {
+      if (this.#inFlight !== null) return;
+      if (this.#ops.length === EARLY_BATCH) queueMicrotask(this.flush);
+      else if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(this.flush);
       }
