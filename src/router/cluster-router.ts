@@ -9,12 +9,12 @@
 // handed over, so a lost hint delays a message by that long at most.
 import { randomBytes } from 'node:crypto';
 import type { RedisStore } from '../store/redis-store.ts';
-import { decodeMessage } from '../store/redis/record.ts';
+import { hintChannel } from '../store/redis/keys.ts';
+import { decodeMessage, decodeMessageHint, encodeMessageHint } from '../store/redis/record.ts';
 import type { EncodingHeaders, Urgency } from '../store/types.ts';
 import { LocalRouter, type Connection, type Delivery, type ReceiptWatcher, type Router } from './router.ts';
 
 const RECEIPTS = '{g}:receipts';
-const channelOf = (node: string) => `{n:${node}}:hints`;
 const keyOf = (id: Buffer): string => id.toString('hex');
 /** Forwarded TTL 0 messages are numbered here, apart from the pipeline's own (small) numbers. */
 const FORWARDED_BASE = 2 ** 31;
@@ -48,8 +48,8 @@ interface EphemeralHint {
 }
 
 type Hint =
-  /** A message for `u` was stored: read the store, or take message `i` (its record `r`, base64) when it is the next one. */
-  | { t: 'message'; u: string; i?: number; r?: string }
+  /** A message for `u` was stored: read the store. (One that carries the message is binary: record.ts, encodeMessageHint.) */
+  | { t: 'message'; u: string }
   /** A TTL 0 message: it exists only here. */
   | { t: 'ephemeral'; m: EphemeralHint }
   /** Another node holds `u`'s connection from epoch `e`. */
@@ -93,7 +93,8 @@ export class ClusterRouter implements Router {
   static async start(store: RedisStore, options: ClusterRouterOptions): Promise<ClusterRouter> {
     const router = new ClusterRouter(store, options);
     await router.#alive();
-    router.#stop = await store.subscribe([channelOf(router.node), RECEIPTS], (hint) => router.#onHint(hint), () => router.#resync());
+    router.#stop = await store.subscribe([hintChannel(router.node), RECEIPTS], (hint) => router.#onHint(hint), () => router.#resync());
+    store.publishHintsAs(router.node);
     return router;
   }
 
@@ -231,7 +232,9 @@ export class ClusterRouter implements Router {
     const saved = m.id > 0 ? this.#store.savedWith(m) : undefined;
     if (saved) {
       // the holder as the save saw it, and the message itself: no round trip before the hint, nor after it
-      if (saved.holder !== null && saved.holder !== this.node) this.#send(saved.holder, { t: 'message', u: keyOf(m.uaid), i: m.id, r: saved.record.toString('base64') });
+      if (!saved.hinted && saved.holder !== null && saved.holder !== this.node) {
+        this.#store.publish(hintChannel(saved.holder), encodeMessageHint(m.uaid, m.id, saved.record)).catch(this.#o.onError);
+      }
       return;
     }
     const hint: Hint =
@@ -254,30 +257,26 @@ export class ClusterRouter implements Router {
   }
 
   #send(node: string, hint: Hint): void {
-    this.#publish(channelOf(node), hint);
+    this.#publish(hintChannel(node), hint);
   }
 
   #publish(channel: string, hint: Hint): void {
     this.#store.publish(channel, JSON.stringify(hint)).catch(this.#o.onError);
   }
 
-  #onHint(text: string): void {
+  #onHint(raw: Buffer): void {
+    const message = decodeMessageHint(raw);
+    if (message) return this.#onMessage(message.uaid, message.id, message.rec);
     let hint: Hint;
     try {
-      hint = JSON.parse(text) as Hint;
+      hint = JSON.parse(raw.toString('utf8')) as Hint;
     } catch (err) {
       return this.#o.onError(err);
     }
     switch (hint.t) {
       case 'message': {
         const held = this.#held.get(hint.u);
-        if (!held) return;
-        const uaid = Buffer.from(hint.u, 'hex');
-        // the next message, nothing being read: it is the store's, as a read would give it
-        if (hint.r !== undefined && held.last !== null && !held.reading && hint.i === held.last + 1) {
-          held.last = hint.i;
-          held.conn.deliver(decodeMessage(uaid, hint.i, Buffer.from(hint.r, 'base64')));
-        } else this.#read(uaid, held);
+        if (held) this.#read(Buffer.from(hint.u, 'hex'), held);
         return;
       }
       case 'ephemeral': {
@@ -308,6 +307,16 @@ export class ClusterRouter implements Router {
       case 'changed':
         return this.#o.onChanged?.(hint.w);
     }
+  }
+
+  /** A message stored for a user agent held here, with its record: the next one, nothing being read, is delivered as a read would give it. */
+  #onMessage(uaid: Buffer, id: number, rec: Buffer): void {
+    const held = this.#held.get(keyOf(uaid));
+    if (!held) return;
+    if (held.last !== null && !held.reading && id === held.last + 1) {
+      held.last = id;
+      held.conn.deliver(decodeMessage(uaid, id, rec));
+    } else this.#read(uaid, held);
   }
 
   /**

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { StoreUnavailable } from '../../src/store/errors.ts';
-import { decodeMessage } from '../../src/store/redis/record.ts';
-import { holderKey, receiptKeys, receiptSlot, subscriptionsKey, userAgentKey, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
+import { decodeMessage, decodeMessageHint } from '../../src/store/redis/record.ts';
+import { hintChannel, holderKey, receiptKeys, receiptSlot, subscriptionsKey, userAgentKey, userAgentKeys, userAgentSlot } from '../../src/store/redis/keys.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import type { NewMessage } from '../../src/store/types.ts';
 import { reopenable, storeContract } from '../contract/store-contract.ts';
@@ -72,7 +72,7 @@ describe('RedisStore on Redis only', { skip }, () => {
     }
   });
 
-  test('a save says which node held the connection as it stored the message, and the record a read would give', async () => {
+  test('a save says which node held the connection as it stored the message, and its record; as a node, it publishes the hint to that node itself', async () => {
     await admin!.flushDb();
     const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10 });
     try {
@@ -87,7 +87,18 @@ describe('RedisStore on Redis only', { skip }, () => {
       const seen = store.savedWith(saved.message);
       assert.equal(seen?.holder, 'node-a');
       assert.deepEqual(decodeMessage(uaid, saved.message.id, seen.record), (await store.pendingMessages(uaid, first.message.id, 10))[0]);
+      assert.equal(seen.hinted, false, 'hints are published only as a node');
       assert.equal(store.savedWith({ ...saved.message }), undefined, 'only the message the save returned');
+      // as node-b (publishHintsAs): the save publishes the hint to node-a itself, the record in it
+      const hints: Buffer[] = [];
+      const stop = await store.subscribe([hintChannel('node-a')], (hint) => hints.push(hint), () => {});
+      store.publishHintsAs('node-b');
+      const third = await store.saveMessage(message(uaid, chid));
+      assert.ok(third.ok);
+      assert.equal(store.savedWith(third.message)?.hinted, true);
+      await until(async () => hints.length === 1, 'the hint');
+      assert.deepEqual(decodeMessageHint(hints[0]!), { uaid, id: third.message.id, rec: store.savedWith(third.message)!.record });
+      await stop();
     } finally {
       await store.close();
     }

@@ -33,7 +33,7 @@ export interface RedisConnection {
    * Listens on sharded pub/sub channels over connections of their own; `onResubscribed` after
    * one of them came back (messages sent meanwhile were lost). Resolves with the way to stop.
    */
-  subscribe(channels: string[], onMessage: (message: string) => void, onResubscribed: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
+  subscribe(channels: string[], onMessage: (message: Buffer) => void, onResubscribed: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
   /** Drops the connections at once (a failed start). */
   destroy(): void;
@@ -134,7 +134,8 @@ function singleConnection(o: ConnectionOptions): RedisConnection {
         if (ready) onResubscribed();
       });
       await sub.connect();
-      await sub.sSubscribe(channels, (message: string) => onMessage(message));
+      // as Buffers: a message's hint carries its record (binary)
+      await sub.sSubscribe(channels, (message: Buffer) => onMessage(message), true);
       ready = true;
       return async () => {
         ready = false;
@@ -204,7 +205,7 @@ function clusterConnection(o: ConnectionOptions, target: ClusterTarget): RedisCo
       });
       await sub.connect();
       // one SSUBSCRIBE per channel: channels of different slots may be on different primaries
-      for (const channel of channels) await sub.sSubscribe(channel, (message: string) => onMessage(message));
+      for (const channel of channels) await sub.sSubscribe(channel, (message: Buffer) => onMessage(message), true);
       ready = true;
       return async () => {
         ready = false;

@@ -145,11 +145,14 @@ local function touch_user_agent(keys, args)
 end
 
 -- ARGV: uaid, chid, topic ('' for none), record, expires at, most per subscription, most per
--- user agent. Returns {0, id, replaced id (0: none), {outbox entries...}, holder node ('':
--- none)}, {1} (no such subscription) or {2} (too many stored).
+-- user agent, the saving node ('': publish no hint). Returns {0, id, replaced id (0: none),
+-- {outbox entries...}, holder node ('': none), hinted (0/1)}, {1} (no such subscription) or {2}
+-- (too many stored). With a saving node (one Redis, not a Cluster: the holder's channel is in
+-- another slot), a holder that is another node gets the message's hint at once, in this call:
+-- "M", uaid, id, " ", record (record.ts: encodeMessageHint) on {n:<node>}:hints (keys.ts).
 local function save_message(keys, args)
   local uaid, chid, topic, rec, expiresAt = args[1], args[2], args[3], args[4], args[5]
-  local maxPerSub, maxPerUa = tonumber(args[6]), tonumber(args[7])
+  local maxPerSub, maxPerUa, saver = tonumber(args[6]), tonumber(args[7]), args[8] or ''
   if redis.call('HEXISTS', keys[SUBS], chid) == 0 then return { 1 } end
   local out = {}
   local replaced = false
@@ -171,7 +174,14 @@ local function save_message(keys, args)
   if topic ~= '' then redis.call('HSET', keys[TOPICS], chid .. topic, id) end
   refresh_expiry(keys, uaid)
   -- the node holding the connection: the saver hints it without a read of its own
-  return { 0, id, tonumber(replaced or '0'), out, redis.call('HGET', keys[HOLDER], 'node') or '' }
+  local holder = redis.call('HGET', keys[HOLDER], 'node') or ''
+  local hinted = 0
+  if saver ~= '' and holder ~= '' and holder ~= saver then
+    -- pcall: a refused publish (an ACL) must not fail a save already written; the saver tries again
+    local sent = redis.pcall('SPUBLISH', '{n:' .. holder .. '}:hints', 'M' .. uaid .. int(id) .. ' ' .. rec)
+    if type(sent) == 'number' then hinted = 1 end
+  end
+  return { 0, id, tonumber(replaced or '0'), out, holder, hinted }
 end
 
 -- ARGV: after id, most, now, chid ('' for all), least urgency (0-3). Returns {id, record, ...},

@@ -135,5 +135,8 @@ export function slotOfSeq(seq: number): number {
  */
 export const GLOBAL = { slots: '{g}:slots', broadcasts: '{g}:broadcasts', probe: '{g}:probe', secrets: '{g}:secrets', sweep: '{g}:sweep' } as const;
 
+/** A node's sharded pub/sub channel of hints (functions.lua: save_message names it the same way). */
+export const hintChannel = (node: string): string => `{n:${node}}:hints`;
+
 /** A node's liveness key: set while it runs (renewed), so others know its records of connections hold. */
 export const aliveKey = (node: string): string => `{n:${node}}:alive`;

@@ -94,3 +94,20 @@ export function decodeMessage(uaid: Buffer, id: number, rec: Buffer): StoredMess
   if (receipt) m.receipt = receipt;
   return m;
 }
+
+/**
+ * The hint of a stored message, as save_message publishes it (functions.lua) and the router when
+ * it publishes it itself: "M", the uaid (16 bytes), the message id in decimal, a space, its record.
+ * Other hints are JSON (they start with "{").
+ */
+export function encodeMessageHint(uaid: Buffer, id: number, rec: Buffer): Buffer {
+  return Buffer.concat([MESSAGE_HINT, uaid, Buffer.from(`${id} `, 'latin1'), rec]);
+}
+
+export function decodeMessageHint(hint: Buffer): { uaid: Buffer; id: number; rec: Buffer } | null {
+  if (hint[0] !== MESSAGE_HINT[0]) return null;
+  const space = hint.indexOf(0x20, 17);
+  return { uaid: hint.subarray(1, 17), id: Number(hint.toString('latin1', 17, space)), rec: hint.subarray(space + 1) };
+}
+
+const MESSAGE_HINT = Buffer.from('M');
