@@ -441,6 +441,12 @@ describe('ack and stored delivery', () => {
     const live = await notifications(ua, 3);
     assert.deepEqual(live.map(markerOf), ['a', 'b', 'c']);
     ua.ack(live[1]!.channelID as string, live[1]!.version as string);
+    // an acknowledgement not yet committed when the user agent comes back may be sent again (at
+    // least once): this is about one that was
+    const stored = () => server().store.pendingMessages(Buffer.from(uaid, 'hex'), 0, 10);
+    await within((async () => {
+      while ((await stored()).length !== 2) await delay(20);
+    })(), 10_000, 'the acknowledgement stored');
     await ua.close();
 
     const again = (await helloUa(server(), uaid)).ua;
