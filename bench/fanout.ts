@@ -3,13 +3,15 @@
 //
 //   node_modules/.bin/node bench/fanout.ts [--members 10000] [--rounds 3] [--per-process 5000]
 //                                          [--sync full|normal] [--chunk 100] [--chunks-in-flight 2] [--probe-rate 50] [--store redis://…]
+//                                          [--webpushd-main <checkout>/src/cli/main.ts]
 //
 // webpushd runs as its own process; the members are WebSocket user agents of one subscription
 // each, in forked swarms (bench/ua-swarm.ts, which acknowledge every notification); the latency
 // probe (bench/probe.ts) is one more user agent with an application server posting numbered
 // messages to it at --probe-rate, timed from POST to arrival. The probe first runs alone (the
 // latency with nothing else going on), then through each round: an empty message (a tickle) to
-// every member, from just before the POST to the last member's acknowledgement.
+// every member, from just before the POST to the last member's acknowledgement. --webpushd-main
+// runs another checkout's server (with this one's swarms and probe), to compare two trees in turn.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,7 @@ const { values: argv } = parseArgs({
     'chunks-in-flight': { type: 'string', default: '2' },
     'probe-rate': { type: 'string', default: '50' },
     store: { type: 'string' },
+    'webpushd-main': { type: 'string', default: MAIN },
   },
 });
 const N = Number(argv.members);
@@ -53,7 +56,7 @@ interface ProbeResult {
 async function startServer(): Promise<{ url: string; wsUrl: string; stop: () => Promise<void> }> {
   const port = await freePort();
   const dataDir = tempDir('webpushd-bench-fanout-');
-  const args = [MAIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn',
+  const args = [argv['webpushd-main'], 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn',
     '--max-connections-per-address', '0', '--aggregate-max-members', String(N), '--aggregate-chunk', argv.chunk, '--aggregate-chunks-in-flight', argv['chunks-in-flight'],
     ...(argv.store ? ['--store', argv.store] : ['--sync', argv.sync])];
   const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] }));
