@@ -63,9 +63,10 @@ export function transaction(db: DatabaseSync, write: () => void): number {
 export const MAX_BATCH = 10_000;
 
 /**
- * Writes that go at once, when no batch is out, instead of when the event-loop turn ends: at the
- * end of the task that queued them. A fan-out's chunk of writes then need not wait while the
- * turn runs every I/O callback that is ready (hundreds of acknowledgements), the writer idle.
+ * A burst of writes queued at once (in one run of code, before any continuation: a fan-out's
+ * chunk) that goes when it ends, if no batch is out, instead of when the event-loop turn ends:
+ * the chunk then need not wait, the writer idle, while the turn runs every I/O callback that is
+ * ready (hundreds of acknowledgements). Requests, a write or a few each, still wait for the turn.
  */
 export const EARLY_BATCH = 32;
 
@@ -81,6 +82,8 @@ export class GroupCommit<Op> {
   /** The batch sent and not answered yet. */
   #inFlight: Waiter[] | null = null;
   #scheduled = false;
+  /** Writes queued since the last microtask checkpoint. */
+  #burst = 0;
   #onIdle: (() => void) | null = null;
 
   /** `send` hands a batch to the writer, which answers it through `committed` or `failed`. */
@@ -93,15 +96,19 @@ export class GroupCommit<Op> {
     return new Promise<T>((resolve, reject) => {
       this.#ops.push(op);
       this.#waiters.push({ resolve: resolve as (value: unknown) => void, reject });
+      if (this.#burst++ === 0) queueMicrotask(this.#burstEnded);
       // the rest of this turn joins it; while a batch is out, its answer sends the next one
-      if (this.#inFlight !== null) return;
-      if (this.#ops.length === EARLY_BATCH) queueMicrotask(this.flush);
-      else if (!this.#scheduled) {
+      if (!this.#scheduled && this.#inFlight === null) {
         this.#scheduled = true;
         setImmediate(this.flush);
       }
     });
   }
+
+  readonly #burstEnded = (): void => {
+    if (this.#burst >= EARLY_BATCH) this.flush();
+    this.#burst = 0;
+  };
 
   /** True while a batch waits for its answer. */
   get busy(): boolean {

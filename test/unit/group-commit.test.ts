@@ -1,6 +1,6 @@
 // GroupCommit (src/store/group-commit.ts): one batch out at a time, no batch larger than
-// MAX_BATCH however many writes queued while the one before was committed, and EARLY_BATCH writes
-// of one task sent without waiting for the end of the event-loop turn.
+// MAX_BATCH however many writes queued while the one before was committed, and a burst of
+// EARLY_BATCH writes sent without waiting for the end of the event-loop turn.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EARLY_BATCH, GroupCommit, MAX_BATCH } from '../../src/store/group-commit.ts';
@@ -22,7 +22,7 @@ test('writes queued during a slow commit go out in batches of at most MAX_BATCH,
   await tx.idle();
 });
 
-test('with no batch out, EARLY_BATCH writes go at the end of the task that queued them; fewer wait for the end of the turn', async () => {
+test('with no batch out, a burst of EARLY_BATCH writes goes when it ends; fewer, or as many one by one, wait for the end of the turn', async () => {
   const sent: number[][] = [];
   const tx: GroupCommit<number> = new GroupCommit<number>((ops) => {
     sent.push(ops);
@@ -36,9 +36,18 @@ test('with no batch out, EARLY_BATCH writes go at the end of the task that queue
 
   let immediateRan = false;
   setImmediate(() => (immediateRan = true));
-  const many = Array.from({ length: EARLY_BATCH + 8 }, (_, i) => tx.run<number>(i));
+  const burst = Array.from({ length: EARLY_BATCH + 8 }, (_, i) => tx.run<number>(i));
   await null;
-  assert.deepEqual([sent.length, sent[1]!.length, immediateRan], [2, EARLY_BATCH + 8, false], 'the whole task\'s writes, before the turn ends');
-  assert.deepEqual(await Promise.all(many), Array.from({ length: EARLY_BATCH + 8 }, (_, i) => i));
+  assert.deepEqual([sent.length, sent[1]!.length, immediateRan], [2, EARLY_BATCH + 8, false], 'the whole burst, before the turn ends');
+  assert.deepEqual(await Promise.all(burst), Array.from({ length: EARLY_BATCH + 8 }, (_, i) => i));
+
+  const oneByOne: Promise<number>[] = [];
+  for (let i = 0; i < EARLY_BATCH; i++) {
+    oneByOne.push(tx.run<number>(i));
+    await null;
+  }
+  assert.equal(sent.length, 2, 'writes of separate continuations wait for the turn');
+  await Promise.all(oneByOne);
+  assert.deepEqual(sent.map((b) => b.length), [EARLY_BATCH - 1, EARLY_BATCH + 8, EARLY_BATCH]);
   await tx.idle();
 });
