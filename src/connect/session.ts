@@ -5,13 +5,12 @@ import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { DeadlineWheel, HasDeadline } from '../common/deadline-wheel.ts';
-import { formatChannelId, formatUaid, parseUaid } from '../common/ids.ts';
+import { formatChannelId, formatUaid, newUaid, parseUaid } from '../common/ids.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Connection, Delivery, Router } from '../router/router.ts';
 import { StoreUnavailable } from '../store/errors.ts';
 import type { Store } from '../store/types.ts';
 import type { Pipeline } from '../core/pipeline.ts';
-import { RandomPool } from '../tokens/random-pool.ts';
 import { publicKeyHash } from '../vapid/verify.ts';
 import type { BroadcastListener, BroadcastTable, Versions } from './broadcasts.ts';
 import {
@@ -78,9 +77,6 @@ const sessionOf = (ws: WebSocket): Session => (ws as SessionSocket)[SESSION];
 
 /** Where a connection's frame queue starts when it holds no frame (an idle one holds no promise). */
 const IDLE: Promise<void> = Promise.resolve();
-
-/** New uaids (16 random bytes, as newUaid's), 512 to a draw: less CPU and memory per connection. */
-const uaids = new RandomPool(16 * 512);
 
 /** The write's result, or null when the store cannot write now (the request is answered 503, the connection goes on). */
 async function unlessUnavailable<T>(write: Promise<T>): Promise<T | null> {
@@ -354,7 +350,7 @@ export class Session implements Connection, HasDeadline, BroadcastListener {
   async #hello(requested: unknown, broadcasts: Record<string, string>): Promise<void> {
     const known = parseUaid(requested);
     const stored = known !== null && (await this.#ctx.store.hasUserAgent(known));
-    const uaid = stored ? known : uaids.take(16);
+    const uaid = stored ? known : newUaid();
     if (this.#state !== 'unidentified') return;
     this.#uaid = uaid;
     this.#state = 'identified';

@@ -2,7 +2,7 @@
 // A random nonce per token makes two tokens for the same ids unlinkable; the tag makes them
 // unforgeable. Several keys may be held so old tokens still open after a key is added.
 import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
-import { RandomPool } from './random-pool.ts';
+import { RandomPool } from '../common/random-pool.ts';
 
 const NONCE = 12;
 const TAG = 16;
