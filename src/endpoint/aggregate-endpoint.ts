@@ -18,8 +18,8 @@ import type { FanoutResult, Metrics } from '../observability/metrics.ts';
 import { StoreUnavailable } from '../store/errors.ts';
 import type { EncodingHeaders, Store } from '../store/types.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
-import { parseVapidAuthorization } from '../vapid/authorization.ts';
-import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
+import { verifiedVapidKey, vapidUnauthorized } from '../vapid/request-key.ts';
+import { publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
 import { BATCH_TYPE, MERGE_PATCH_TYPE, mediaType, parseBatch, parseMembers, type BatchEntry } from './aggregate-documents.ts';
 import { parsePushHeaders, type PushHeaders } from './push-headers.ts';
 
@@ -102,17 +102,9 @@ export class AggregateEndpoint {
 
   /** The hash of the request's verified VAPID key: the owner of what it creates or may use. */
   #owner(req: AnyRequest): Buffer {
-    const creds = parseVapidAuthorization(req.headers.authorization, req.headers['crypto-key'] as string | undefined);
-    const unauthorized = (why: string) => new PushError(401, Errno.vapid, `VAPID authentication failed: ${why}`);
-    if (creds === null) throw unauthorized('aggregates require VAPID');
-    if ('error' in creds) throw unauthorized(creds.error);
-    try {
-      this.#o.vapid.verify(creds);
-      return publicKeyHash(creds.publicKey);
-    } catch (err) {
-      if (err instanceof VapidError) throw unauthorized(err.reason);
-      throw err;
-    }
+    const key = verifiedVapidKey(req.headers, this.#o.vapid);
+    if (key === null) throw vapidUnauthorized('aggregates require VAPID');
+    return publicKeyHash(key);
   }
 
   /** The aggregate, if the request's VAPID key owns it: 403 for another key (it holds the URL already, it learns nothing). */

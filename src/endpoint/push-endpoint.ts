@@ -10,8 +10,8 @@ import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { Rel, formatLink } from '../rfc8030/links.ts';
 import { parseReceiptRequest } from '../rfc8030/receipt-request.ts';
 import type { Capabilities, PushTarget } from '../tokens/capabilities.ts';
-import { parseVapidAuthorization } from '../vapid/authorization.ts';
-import { VapidError, publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
+import { verifiedVapidKey, vapidUnauthorized } from '../vapid/request-key.ts';
+import { publicKeyHash, type VapidVerifier } from '../vapid/verify.ts';
 import { ENCRYPTION_HEADERS_ALLOWANCE, checkBody, parseEncoding, parsePushHeaders, storedHeaderBytes } from './push-headers.ts';
 
 export interface PushEndpointOptions {
@@ -114,22 +114,15 @@ export class PushEndpoint {
 
   /** Verifies VAPID when present; a restricted subscription requires it, with its own key. */
   #checkVapid(req: AnyRequest, target: PushTarget): void {
-    const creds = parseVapidAuthorization(req.headers.authorization, req.headers['crypto-key'] as string | undefined);
-    const unauthorized = (why: string) => new PushError(401, Errno.vapid, `VAPID authentication failed: ${why}`);
-    if (creds === null) {
-      if (target.keyHash) throw unauthorized('this subscription requires VAPID');
-      if (this.#o.requireVapid) throw unauthorized('this service requires VAPID');
+    const key = verifiedVapidKey(req.headers, this.#o.vapid);
+    if (key === null) {
+      if (target.keyHash) throw vapidUnauthorized('this subscription requires VAPID');
+      if (this.#o.requireVapid) throw vapidUnauthorized('this service requires VAPID');
       return;
     }
-    if ('error' in creds) throw unauthorized(creds.error);
-    try {
-      this.#o.vapid.verify(creds);
-      if (target.keyHash && !publicKeyHash(creds.publicKey).equals(target.keyHash)) {
-        throw new PushError(403, Errno.vapid, 'VAPID key does not match the key this subscription was created with');
-      }
-    } catch (err) {
-      if (err instanceof VapidError) throw unauthorized(err.reason);
-      throw err;
+    if (target.keyHash && !publicKeyHash(key).equals(target.keyHash)) {
+      throw new PushError(403, Errno.vapid, 'VAPID key does not match the key this subscription was created with');
     }
   }
+
 }
