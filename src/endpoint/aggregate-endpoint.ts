@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { memberId, type AggregateStore, type Member } from '../aggregates/types.ts';
-import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
+import { Errno, methodNotAllowed, PushError, storeUnavailableError } from '../common/push-error.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import { readBody } from '../http/body.ts';
 import type { AnyRequest, AnyResponse } from '../http/listener.ts';
@@ -338,7 +338,7 @@ export class AggregateEndpoint {
       }
     } catch (err) {
       if (err instanceof PushError) return refusal(err);
-      if (err instanceof StoreUnavailable) return refusal(new PushError(503, Errno.storeUnavailable, 'The service cannot store messages now; retry later'));
+      if (err instanceof StoreUnavailable) return refusal(storeUnavailableError());
       throw err;
     }
   }

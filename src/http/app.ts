@@ -3,7 +3,7 @@
 // exist on the public port: /metrics, /ready and the dashboard are on the admin listener
 // (src/observability/admin-server.ts), never here.
 import type { Logger } from 'pino';
-import { Errno, methodNotAllowed, PushError } from '../common/push-error.ts';
+import { Errno, methodNotAllowed, PushError, storeUnavailableError } from '../common/push-error.ts';
 import type { AggregateEndpoint } from '../endpoint/aggregate-endpoint.ts';
 import type { PushEndpoint } from '../endpoint/push-endpoint.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -25,8 +25,6 @@ const AGGREGATE = /^\/a\/([A-Za-z0-9_-]+)$/;
 /** The first path segment, for logs: never the path itself (it holds capability tokens). */
 const routeOf = (url: string | undefined): string => /^\/([a-z]{1,16})(?:[/?]|$)/.exec(url ?? '')?.[1] ?? '?';
 
-/** Seconds a sender is asked to wait while the store cannot write (the store logs the failure once). */
-export const STORE_RETRY_AFTER_S = 30;
 
 /** An HTTP/1.1 or HTTP/2 compatibility response, as an event emitter. */
 interface CountedResponse {
@@ -134,9 +132,7 @@ export function createRequestListener({
       }
       if (err instanceof StoreUnavailable) {
         log.debug({ method: req.method, route: routeOf(req.url), err: err.message }, 'request refused: store unavailable');
-        err = new PushError(503, Errno.storeUnavailable, 'The service cannot store messages now; retry later', {
-          'retry-after': String(STORE_RETRY_AFTER_S),
-        });
+        err = storeUnavailableError();
       } else if (!(err instanceof PushError)) {
         log.error({ err, method: req.method, route: routeOf(req.url) }, 'request failed');
         err = new PushError(500, Errno.internal, 'Internal server error');
