@@ -51,6 +51,8 @@ export interface Config {
   sync: 'full' | 'normal';
   /** User agents whose stored-message counts the SQLite writer keeps in memory (0: a count query per save). */
   storeCountCache: number;
+  pushTokenCache: number;
+  vapidCache: number;
   broadcasts: Map<string, string>;
   handshakeTimeoutMs: number;
   pingIntervalMs: number;
@@ -152,6 +154,8 @@ export const DEFAULTS: Config = {
   maxTtl: 30 * 24 * 3600,
   sync: 'full',
   storeCountCache: 50_000,
+  pushTokenCache: 10_000,
+  vapidCache: 10_000,
   broadcasts: new Map(),
   handshakeTimeoutMs: 5_000,
   pingIntervalMs: 300_000,

@@ -145,7 +145,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     );
   }
   let secretsInUse = starting.secrets;
-  const sealer = new Sealer(secretsInUse);
+  const sealer = new Sealer(secretsInUse, config.pushTokenCache);
   const capabilities = new Capabilities(sealer);
   // set once the broadcast table exists: a change announced before is read with the table
   let onChanged: (what: Changed) => void = () => {};
@@ -278,7 +278,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     rateLimiter,
     capabilities,
     pipeline,
-    vapid: new VapidVerifier({ audience: new URL(url).origin }),
+    vapid: new VapidVerifier({ audience: new URL(url).origin, maxEntries: config.vapidCache }),
     publicUrl: url,
     maxBodyBytes: config.maxMessageBytes,
     maxTtl: config.maxTtl,
@@ -290,7 +290,7 @@ export async function startServer(config: Config, baseLog: Logger = pino({ level
     subscriptions: store,
     capabilities,
     pipeline,
-    vapid: new VapidVerifier({ audience: new URL(url).origin }),
+    vapid: new VapidVerifier({ audience: new URL(url).origin, maxEntries: config.vapidCache }),
     publicUrl: url,
     pushUrl: (target) => endpoint.pushUrl(target, true),
     maxMessageBytes: config.maxMessageBytes,

@@ -65,6 +65,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxTtl', flag: 'max-ttl', env: 'MAX_TTL', arg: 'seconds', help: 'longest TTL kept', kind: int(1) },
   { key: 'sync', flag: 'sync', env: 'SYNC', arg: 'mode', help: 'full: fsync every commit; normal: survive process crashes only', kind: { type: 'enum', values: ['full', 'normal'] } },
   { key: 'storeCountCache', flag: 'store-count-cache', env: 'STORE_COUNT_CACHE', arg: 'n', help: 'user agents whose stored-message counts SQLite keeps in memory, so a send is checked against the caps without a count query (0 = none)', kind: int(0) },
+  { key: 'pushTokenCache', flag: 'push-token-cache', env: 'PUSH_TOKEN_CACHE', arg: 'n', help: 'push tokens kept opened, the last used, so a sender posting to one push URL again and again does not decrypt it each time (0 = none)', kind: int(0, 1_000_000) },
+  { key: 'vapidCache', flag: 'vapid-cache', env: 'VAPID_CACHE', arg: 'n', help: 'verified VAPID signatures kept until they expire, so a sender reusing one is not verified again', kind: int(1, 1_000_000) },
   { key: 'broadcasts', flag: 'broadcast', env: 'BROADCAST', arg: 'id=version', help: 'a broadcast version announced to user agents (repeatable; the variable takes a comma-separated list)', kind: { type: 'broadcasts' } },
   { key: 'handshakeTimeoutMs', flag: 'handshake-timeout-ms', env: 'HANDSHAKE_TIMEOUT_MS', arg: 'ms', help: 'time a WebSocket client has to send its hello', kind: int(100, 3_600_000) },
   { key: 'pingIntervalMs', flag: 'ping-interval-ms', env: 'PING_INTERVAL_MS', arg: 'ms', help: 'idle time before the server pings a WebSocket client', kind: int(1000, 86_400_000) },

@@ -6,7 +6,7 @@ import { RandomPool } from '../common/random-pool.ts';
 
 const NONCE = 12;
 const TAG = 16;
-/** Tokens kept opened by openRepeated: ~0.4 kB each, 4 MB at most. */
+/** Tokens kept opened by openRepeated by default (--push-token-cache): ~0.4 kB each, 4 MB. */
 export const OPENED_CACHE_SIZE = 10_000;
 
 interface TokenKey {

@@ -124,7 +124,7 @@ function show(value: unknown): string {
 
 type VapidVerifierOptions = {
   audience: string;
-  /** Verified (token, key) pairs kept; default 10000. */
+  /** Verified (token, key) pairs kept (--vapid-cache); default 10000. */
   maxEntries?: number;
   /** Current time in seconds; default Date.now() / 1000. */
   now?: () => number;

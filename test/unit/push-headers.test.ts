@@ -336,6 +336,23 @@ describe('Sealer', () => {
     for (const { t } of [a!, b!, c!]) assert.equal(s.openRepeated(t), null, 'tokens of a dropped secret stop opening, cached or not');
   });
 
+  test('openRepeated keeps --push-token-cache tokens opened (the same payload again), none at 0', () => {
+    const cached = new Sealer([secret()], 1);
+    const [a, b] = [cached.seal(randomBytes(33)), cached.seal(randomBytes(33))];
+    assert.equal(cached.openRepeated(a), cached.openRepeated(a), 'opened once, kept');
+    const first = cached.openRepeated(b);
+    assert.equal(cached.openRepeated(b), first);
+    cached.openRepeated(a);
+    const again = cached.openRepeated(b);
+    assert.deepEqual(again, first);
+    assert.notEqual(again, first, 'b was evicted by a, and opened again');
+    const none = new Sealer([secret()], 0);
+    const t = none.seal(randomBytes(33));
+    const [x, y] = [none.openRepeated(t), none.openRepeated(t)];
+    assert.deepEqual(x, y);
+    assert.notEqual(x, y, 'opened each time');
+  });
+
   test('a flipped bit anywhere (key id, nonce, ciphertext, tag) makes the token invalid', () => {
     const s = new Sealer([secret()]);
     const payload = randomBytes(33);
