@@ -5,12 +5,12 @@ import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { StoreUnavailable } from './errors.ts';
 import { GroupCommit, storeError } from './group-commit.ts';
+import { CLONED, DELETE_MESSAGE, DELETE_RECEIPT, SAVE, TOUCH, decodeResults, encodeBatch, type BatchOp } from './sqlite-batch.ts';
 import { migrate } from './sqlite-schema.ts';
 import {
   WRITER_URL,
   type BatchMessage,
   type Id,
-  type MessageToSave,
   type SavedOrNot,
   type SerializedError,
   type WriteArgs,
@@ -131,12 +131,6 @@ function toReceipt(r: ReceiptRow): QueuedReceipt {
   };
 }
 
-/**
- * What to post of a Buffer: posting a view copies its whole ArrayBuffer (a pooled Buffer's is
- * 8 kB, a request body's the socket's chunk), so one that is not alone in its memory is copied.
- */
-const bytes = (b: Uint8Array): Uint8Array => (b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b));
-
 /** An id as the writer takes it (see `Id`). */
 const id = (b: Buffer): Id => b.toString('latin1');
 
@@ -153,7 +147,7 @@ export class SqliteStore implements Store {
   readonly #onWritable: (failure: Error | null) => void;
   readonly #onReceipts: (subscriptions: Buffer[]) => void;
   readonly #q;
-  readonly #tx: GroupCommit<BatchMessage['ops'][number]>;
+  readonly #tx: GroupCommit<BatchOp>;
   /** Why the last write failed, until one succeeds again. */
   #writeFailure: Error | null = null;
   /** Set when the writer thread is gone: every write fails with it. */
@@ -185,7 +179,9 @@ export class SqliteStore implements Store {
     this.#writer.on('message', this.#onReply);
     this.#tx = new GroupCommit((ops) => {
       this.#writer.ref();
-      this.#writer.postMessage({ now: this.#now(), ops } satisfies BatchMessage);
+      const batch: BatchMessage = { now: this.#now(), ...encodeBatch(ops) };
+      // a buffer made for this batch alone (ids may share a pool's): moved, not copied
+      this.#writer.postMessage(batch, [batch.bytes]);
     });
     this.#writer.on('error', (err) => this.#stop(new StoreUnavailable(`store writer failed: ${err.message}`, { cause: err })));
     this.#writer.on('exit', () => this.#stop(new StoreUnavailable('store writer stopped')));
@@ -209,9 +205,14 @@ export class SqliteStore implements Store {
   }
 
   /** Queues a write into the next batch; resolves with its result once the batch is committed. */
-  #write<K extends WriteName>(name: K, ...args: WriteArgs<K>): Promise<WriteResult<K>> {
+  #run<T>(op: BatchOp): Promise<T> {
     if (this.#stopped) return Promise.reject(this.#stopped);
-    return this.#tx.run([name, args]);
+    return this.#tx.run(op);
+  }
+
+  /** A rare write: its arguments are cloned to the writer beside the batch's buffer. */
+  #write<K extends WriteName>(name: K, ...args: WriteArgs<K>): Promise<WriteResult<K>> {
+    return this.#run([CLONED, name, args]);
   }
 
   readonly #onReply = (reply: WriterReply): void => {
@@ -226,8 +227,9 @@ export class SqliteStore implements Store {
         this.#writeFailure = null;
         this.#onWritable(null);
       }
-      this.#onCommit(reply.ms, reply.results.length);
-      this.#tx.committed(reply.results);
+      const results = decodeResults(reply.results);
+      this.#onCommit(reply.ms, results.length);
+      this.#tx.committed(results);
       // synchronous, so that receipt monitors hear of their receipts before any writer's continuation runs
       if (reply.receipts.length > 0) this.#onReceipts(reply.receipts.map(buf));
     }
@@ -288,7 +290,7 @@ export class SqliteStore implements Store {
   }
 
   touchUserAgent(uaid: Buffer): Promise<void> {
-    return this.#write('touchUserAgent', id(uaid));
+    return this.#run([TOUCH, uaid]);
   }
 
   idleUserAgents(seenBefore: number, limit: number): Promise<Buffer[]> {
@@ -310,17 +312,7 @@ export class SqliteStore implements Store {
   }
 
   async saveMessage(m: NewMessage, receipt?: ReceiptTarget): Promise<SaveResult> {
-    const toSave: MessageToSave = {
-      uaid: id(m.uaid),
-      chid: id(m.chid),
-      ttl: m.ttl,
-      topic: m.topic,
-      urgency: m.urgency,
-      headers: m.headers,
-      body: bytes(m.body),
-      createdAt: m.createdAt,
-    };
-    const saved: SavedOrNot = await this.#write('saveMessage', toSave, receipt ? id(receipt.id) : null, receipt?.create ?? false);
+    const saved: SavedOrNot = await this.#run([SAVE, m, receipt]);
     if (!saved.ok) return saved;
     // the writer answers with the id only: the message itself never crosses back
     const message: StoredMessage = { ...m, id: saved.id, expiresAt: saved.expiresAt };
@@ -347,7 +339,7 @@ export class SqliteStore implements Store {
   }
 
   deleteMessage(uaid: Buffer, chid: Buffer, messageId: number): Promise<boolean> {
-    return this.#write('deleteMessage', id(uaid), id(chid), messageId);
+    return this.#run([DELETE_MESSAGE, uaid, chid, messageId]);
   }
 
   hasReceiptSubscription(id: Buffer): Promise<boolean> {
@@ -362,7 +354,7 @@ export class SqliteStore implements Store {
   }
 
   deleteReceipt(seq: number): Promise<void> {
-    return this.#write('deleteReceipt', seq);
+    return this.#run([DELETE_RECEIPT, seq]);
   }
 
   async sweep(): Promise<SweepResult> {

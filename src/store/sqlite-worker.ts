@@ -7,6 +7,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { StoreUnavailable } from './errors.ts';
 import { transaction } from './group-commit.ts';
+import { runBatch, type Encoded } from './sqlite-batch.ts';
 import { URGENCIES, type EncodingHeaders, type ReceiptStatus, type Urgency } from './types.ts';
 
 /** This module, started as the writer thread by the store. */
@@ -296,10 +297,9 @@ export type WriteName = Exclude<keyof Writer, 'takeReceipts' | 'forgetCounts'>;
 export type WriteArgs<K extends WriteName> = Parameters<Writer[K]> extends [number, ...infer A] ? A : never;
 export type WriteResult<K extends WriteName> = ReturnType<Writer[K]>;
 
-/** A batch of writes: [name, args without the time][], and the time it was sent. */
-export interface BatchMessage {
+/** A batch of writes (laid out by ./sqlite-batch.ts), and the time it was sent. */
+export interface BatchMessage extends Encoded {
   now: number;
-  ops: [WriteName, unknown[]][];
 }
 
 export interface SerializedError {
@@ -309,7 +309,7 @@ export interface SerializedError {
 
 /** What the writer answers to each batch, in order. */
 export type WriterReply =
-  | { kind: 'commit'; ms: number; results: unknown[]; receipts: Bytes[] }
+  | { kind: 'commit'; ms: number; results: Encoded; receipts: Bytes[] }
   | { kind: 'failure'; error: SerializedError };
 
 function serialize(err: unknown): SerializedError {
@@ -327,19 +327,21 @@ function serve(port: MessagePort, o: WriterOptions): void {
       port.close();
       return;
     }
-    const results: unknown[] = [];
+    const cloned = (name: WriteName, args: unknown[]) => calls[name].call(writer, msg.now, ...args);
+    let results: Encoded | undefined;
     let reply: WriterReply;
     try {
       const ms = transaction(db, () => {
-        for (const [name, args] of msg.ops) results.push(calls[name].call(writer, msg.now, ...args));
+        results = runBatch(msg, writer, cloned);
       });
-      reply = { kind: 'commit', ms, results, receipts: writer.takeReceipts() };
+      reply = { kind: 'commit', ms, results: results!, receipts: writer.takeReceipts() };
     } catch (err) {
       writer.takeReceipts();
       writer.forgetCounts();
       reply = { kind: 'failure', error: serialize(err) };
     }
-    port.postMessage(reply);
+    // the results' buffer is this thread's own, made for this answer: moved, not copied
+    port.postMessage(reply, reply.kind === 'commit' ? [reply.results.bytes] : []);
   });
 }
 
