@@ -1,9 +1,10 @@
 // The handoff between the event loop and the SQLite writer thread (./sqlite-worker.ts): a
 // batch of writes, and its results, each cross as one ArrayBuffer written here and transferred
 // (moved, not copied) with postMessage: cloning arrays of objects both ways cost the event loop
-// twice the CPU or more per batch (bench/sqlite-handoff-micro.ts). The frequent writes (saves, acks, touches,
-// receipt deletes) are laid out by hand, bodies copied once; the rare ones (subscriptions,
-// sweeps, broadcasts, the probe) are still cloned beside the buffer, which marks their places.
+// twice the CPU or more per batch (bench/sqlite-handoff-micro.ts). The frequent writes (saves,
+// acks, touches, receipt deletes) are laid out by hand, bodies copied once; the rare ones
+// (subscriptions, sweeps, broadcasts, the probe) are still cloned beside the buffer, which
+// marks their places.
 import { URGENCIES, type EncodingHeaders, type NewMessage, type ReceiptTarget, type Urgency } from './types.ts';
 import type { BatchMessage, Id, MessageToSave, SavedOrNot, WriteName, Writer as BatchWriter } from './sqlite-worker.ts';
 
