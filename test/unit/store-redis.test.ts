@@ -104,6 +104,34 @@ describe('RedisStore on Redis only', { skip }, () => {
     }
   });
 
+  test('a refused save (either cap) leaves the counts as they were; the slot expiry index holds the earliest expiry', async () => {
+    await admin!.flushDb();
+    const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 3, maxStoredPerSubscription: 2 });
+    try {
+      const [uaid, a, b, c] = [randomBytes(16), randomBytes(16), randomBytes(16), randomBytes(16)];
+      for (const chid of [a, b, c]) await store.putSubscription({ uaid, chid, keyHash: null });
+      const keys = userAgentKeys(uaid);
+      const [countsKey, expiryIndex] = [keys[2]!, keys[9]!];
+      const now = Date.now();
+      const later = await store.saveMessage(message(uaid, a, { ttl: 120, createdAt: now }));
+      assert.ok(later.ok);
+      assert.equal(await admin!.zScore(expiryIndex, uaid), now + 120_000);
+      const sooner = await store.saveMessage(message(uaid, a, { ttl: 60, createdAt: now }));
+      assert.ok(sooner.ok);
+      assert.equal(await admin!.zScore(expiryIndex, uaid), now + 60_000, 'lowered');
+      assert.deepEqual(await store.saveMessage(message(uaid, a, { ttl: 300, createdAt: now })), { ok: false, reason: 'too-many-stored' });
+      assert.ok((await store.saveMessage(message(uaid, b, { ttl: 300, createdAt: now }))).ok);
+      assert.equal(await admin!.zScore(expiryIndex, uaid), now + 60_000, 'not raised');
+      assert.deepEqual(await store.saveMessage(message(uaid, c)), { ok: false, reason: 'too-many-stored' }, 'the user agent holds its 3');
+      assert.deepEqual([await admin!.hGet(countsKey, a), await admin!.hGet(countsKey, b), await admin!.hLen(countsKey)], ['2', '1', 2], 'no count for c');
+      assert.ok(await store.deleteMessage(uaid, a, sooner.message.id));
+      assert.equal(await admin!.zScore(expiryIndex, uaid), now + 120_000, 'the next earliest');
+      assert.ok((await store.saveMessage(message(uaid, c))).ok, 'room again');
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a Redis that lost the functions (FUNCTION FLUSH) gets them again on the next call', async () => {
     await admin!.flushDb();
     const store = await RedisStore.open({ url: redis!.url, maxStoredPerUserAgent: 10 });

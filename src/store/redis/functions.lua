@@ -160,19 +160,29 @@ local function save_message(keys, args)
   if replaced then
     -- RFC 8030 5.4: the replaced message will never be acknowledged
     remove_message(keys, uaid, replaced, redis.call('HGET', keys[MESSAGES], replaced), '410', out)
+    redis.call('HINCRBY', keys[COUNTS], chid, 1)
   else
-    -- the subscription's own cap first: one sender cannot use up the user agent's total
-    if tonumber(redis.call('HGET', keys[COUNTS], chid) or '0') >= maxPerSub then return { 2 } end
-    if redis.call('ZCARD', keys[QUEUE]) >= maxPerUa then return { 2 } end
+    -- the subscription's own cap first: one sender cannot use up the user agent's total. Its
+    -- count goes up at once (one command, not a read and a write) and back when refused.
+    local count = redis.call('HINCRBY', keys[COUNTS], chid, 1)
+    if count > maxPerSub or redis.call('ZCARD', keys[QUEUE]) >= maxPerUa then
+      if count <= 1 then redis.call('HDEL', keys[COUNTS], chid) else redis.call('HINCRBY', keys[COUNTS], chid, -1) end
+      return { 2 }
+    end
   end
   local id = redis.call('HINCRBY', keys[UA], 'id', 1)
   redis.call('INCR', keys[SLOT_STORED])
   redis.call('HSET', keys[MESSAGES], id, rec)
   redis.call('ZADD', keys[QUEUE], id, id)
   redis.call('ZADD', keys[EXPIRY], expiresAt, id)
-  redis.call('HINCRBY', keys[COUNTS], chid, 1)
   if topic ~= '' then redis.call('HSET', keys[TOPICS], chid .. topic, id) end
-  refresh_expiry(keys, uaid)
+  if replaced then
+    refresh_expiry(keys, uaid)
+  else
+    -- nothing removed: the earliest expiry is the one indexed (if any) or this one, whichever
+    -- is sooner; LT adds the user agent when absent and lowers it only (no read of the queue)
+    redis.call('ZADD', keys[SLOT_EXPIRY], 'LT', expiresAt, uaid)
+  end
   -- the node holding the connection: the saver hints it without a read of its own
   local holder = redis.call('HGET', keys[HOLDER], 'node') or ''
   local hinted = 0
