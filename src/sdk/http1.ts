@@ -97,14 +97,25 @@ export class Http1Pool {
         answered = true;
         req.trace?.({ event: 'response', httpVersion: '1.1', status: res.statusCode, headers: res.headers });
         const body = new AnswerBody(req.maxResponseBytes);
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => body.add(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
+        let finished = false;
+        const finish = () => {
+          if (finished) return;
+          finished = true;
           done();
           if (body.text.length > 0) req.trace?.({ event: 'data', received: Buffer.byteLength(body.text) });
           resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: body.text, truncated: body.truncated, httpVersion: '1.1' });
+        };
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body.add(chunk);
+          // past the bound nothing more is read: a service that never ends its answer cannot hold us
+          if (body.truncated) {
+            finish();
+            res.destroy();
+          }
         });
+        res.on('error', (err) => (finished ? undefined : reject(err)));
+        res.on('end', finish);
       });
       if (req.signal?.aborted) abort();
       r.end(req.body ?? undefined);

@@ -136,13 +136,17 @@ export class Http2Pool {
         for (const [name, value] of Object.entries(h)) if (!name.startsWith(':')) responseHeaders[name] = value;
       });
       stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => body.add(chunk));
+      stream.on('data', (chunk: string) => {
+        body.add(chunk);
+        // past the bound nothing more is read: a service that never ends its answer cannot hold us
+        if (body.truncated) stream.close(NGHTTP2_CANCEL);
+      });
       stream.on('error', (err) => (failure ??= err));
       stream.on('close', () => {
         req.signal?.removeEventListener('abort', abort);
         entry.active -= 1;
         if (entry.active === 0 && !entry.session.closed) this.#idle(entry);
-        if (failure === undefined && status > 0 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
+        if (failure === undefined && status > 0 && (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || body.truncated)) {
           resolve({ statusCode: status, headers: responseHeaders, body: body.text, truncated: body.truncated, httpVersion: '2' });
           return;
         }
