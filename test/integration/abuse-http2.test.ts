@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
+import { BOUNDED_YOUNG_GENERATION, bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
 import { H2Client, REL_PUSH, REL_RECEIPT, links } from '../helpers/h2-client.ts';
 import { freePort } from '../helpers/net.ts';
@@ -26,7 +26,7 @@ const BODY = 30_000;
 /** A server process; after the test, stopped (or killed, when its event loop is stuck). */
 async function serverProcess(t: TestContext, args: string[], dataDir?: string): Promise<{ server: ServerProcess; adminPort: number }> {
   const adminPort = await freePort();
-  const server = await startServerProcess({ args: ['--sync', 'normal', '--admin-port', String(adminPort), ...args], ...(dataDir ? { dataDir } : {}) });
+  const server = await startServerProcess({ args: ['--sync', 'normal', '--admin-port', String(adminPort), ...args], env: BOUNDED_YOUNG_GENERATION, ...(dataDir ? { dataDir } : {}) });
   t.after(async () => {
     await Promise.race([server.stop(), delay(5000)]);
     await server.kill9();

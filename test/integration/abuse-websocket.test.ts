@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { aes128gcmBody, markerOf } from '../helpers/bodies.ts';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
+import { BOUNDED_YOUNG_GENERATION, bystander, underAttack as underAttackWith } from '../helpers/abuse.ts';
 import { freePort } from '../helpers/net.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
@@ -19,7 +19,7 @@ const ATTACK_MS = 4000;
 
 let server: ServerProcess;
 before(async () => {
-  server = await startServerProcess({ args: ['--sync', 'normal'] });
+  server = await startServerProcess({ args: ['--sync', 'normal'], env: BOUNDED_YOUNG_GENERATION });
 });
 after(() => server.stop());
 
@@ -65,7 +65,7 @@ describe('a user agent that stops reading while it is sent messages', () => {
   let adminPort: number;
   before(async () => {
     adminPort = await freePort();
-    big = await startServerProcess({ args: ['--sync', 'normal', '--max-message-size', String(BODY + 200), '--admin-port', String(adminPort)] });
+    big = await startServerProcess({ args: ['--sync', 'normal', '--max-message-size', String(BODY + 200), '--admin-port', String(adminPort)], env: BOUNDED_YOUNG_GENERATION });
   });
   after(() => big.stop());
 
