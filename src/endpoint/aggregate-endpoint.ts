@@ -4,7 +4,6 @@
 // message (a tickle) or a batch of one encrypted body per member. Each member's message is an
 // ordinary push through the pipeline, written --aggregate-chunk members per event-loop turn so
 // that a large fan-out never holds up other requests.
-import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { memberId, type AggregateStore, type Member } from '../aggregates/types.ts';
@@ -62,8 +61,6 @@ const invalidToken = () => new PushError(404, Errno.invalidToken, 'Invalid token
 const noAggregate = () => new PushError(404, Errno.noAggregate, 'No such aggregate: deleted, or expired unused');
 const refusal = (err: PushError): MemberResult => ({ result: 'refused', status: err.status, errno: err.errno, reason: err.message });
 const gone: MemberResult = { result: 'gone', status: 410, errno: Errno.noSubscription, reason: 'No such subscription' };
-/** No aggregate has it (ids are random): its token names the sealing key. */
-const NO_AGGREGATE = Buffer.alloc(16);
 
 export class AggregateEndpoint {
   readonly #o: AggregateEndpointOptions;
@@ -120,15 +117,7 @@ export class AggregateEndpoint {
     return `${this.#o.publicUrl}/a/${this.#o.capabilities.aggregateToken(id)}`;
   }
 
-  /**
-   * Names the key that seals now: a fixed payload's deterministic token, hashed. A member's push
-   * token sealed under it is its stable push URL still; one of an earlier secret is sealed again.
-   */
-  #sealingKey(): Buffer {
-    return createHash('sha256').update(this.#o.capabilities.aggregateToken(NO_AGGREGATE)).digest().subarray(0, 8);
-  }
-
-  /** The member's stable push URL: the token kept with it, while its key is `key`. */
+  /** The member's stable push URL: the token kept with it while its key is `key` (the sealing key's tag); else sealed again. */
   #stableUrl(m: Member, key: Buffer): string {
     if (m.pushToken?.key.equals(key)) return `${this.#pushPrefix}${m.keyHash ? 'v2' : 'v1'}/${m.pushToken.token}`;
     return this.#o.pushUrl(m);
@@ -154,7 +143,7 @@ export class AggregateEndpoint {
       else opened.push({ url, member });
     }
     if (!checkLive) return opened.map((e) => e.member);
-    const key = this.#sealingKey();
+    const key = this.#o.capabilities.sealingKeyTag();
     const live: Member[] = [];
     for (let i = 0; i < opened.length; i += this.#o.chunk) {
       const chunk = opened.slice(i, i + this.#o.chunk);
@@ -196,7 +185,7 @@ export class AggregateEndpoint {
     const cursor = query.get('cursor');
     if (cursor !== null && !/^[0-9a-f]{32}$/.test(cursor)) throw new PushError(400, Errno.invalidAggregateDocument, 'cursor must be one a previous page named');
     const page = await this.#o.aggregates.members(id, cursor, this.#o.chunk);
-    const key = this.#sealingKey();
+    const key = this.#o.capabilities.sealingKeyTag();
     const members = Object.fromEntries(page.members.map((m) => [this.#stableUrl(m, key), true]));
     const next = page.next === null ? {} : { next: `${this.#aggregateUrl(id)}?cursor=${page.next}` };
     res.writeHead(200, JSON_TYPE);
@@ -251,7 +240,7 @@ export class AggregateEndpoint {
       if (batch) await this.#sendBatch(id, aggregate.owner, batch, results, send);
       else {
         const tickle = { body: Buffer.alloc(0), encoding: null };
-        const key = this.#sealingKey();
+        const key = this.#o.capabilities.sealingKeyTag();
         const writing = new Chunks(o.chunksInFlight);
         let cursor: string | null = null;
         do {

@@ -43,6 +43,11 @@ export class Capabilities {
     return stable ? this.#sealer.sealDeterministic(plain) : this.#sealer.seal(plain);
   }
 
+  /** Names the key that seals now: a token kept with it is what pushToken would give, until a new secret comes first. */
+  sealingKeyTag(): Buffer {
+    return this.#sealer.sealingKeyTag;
+  }
+
   /** `restricted` says which URL form (v2 or v1) the token arrived on; they must agree. */
   openPushToken(token: string, restricted: boolean): PushTarget | null {
     // a sender posts to one push URL again and again

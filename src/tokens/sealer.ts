@@ -15,6 +15,8 @@ interface TokenKey {
   key: KeyObject;
   /** Derives the nonce of deterministic tokens from their payload (a synthetic IV). */
   nonceKey: KeyObject;
+  /** Names the key (8 bytes) without revealing it: what was sealed under it can say so. */
+  tag: Buffer;
 }
 
 export class Sealer {
@@ -40,6 +42,11 @@ export class Sealer {
   setSecrets(secrets: readonly Buffer[]): void {
     this.#keys = tokenKeys(secrets);
     this.#opened.clear();
+  }
+
+  /** The tag of the key that seals now (it changes when a new secret comes first). */
+  get sealingKeyTag(): Buffer {
+    return this.#keys[0]!.tag;
   }
 
   seal(plain: Buffer): string {
@@ -113,5 +120,6 @@ function tokenKeys(secrets: readonly Buffer[]): TokenKey[] {
     id: createHash('sha256').update(secret).digest()[0]!,
     key: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd capability token', 32))),
     nonceKey: createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd token nonce', 32))),
+    tag: Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'webpushd key tag', 8)),
   }));
 }
